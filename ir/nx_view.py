@@ -1,0 +1,44 @@
+"""networkx views of a graph for analyses (order, dominators, matching, drawing).
+
+The DiGraph is built on demand from the Graph and holds references to its
+nodes; it is a view, never a second copy of the program."""
+from __future__ import annotations
+
+import networkx as nx
+
+from .graph import Graph
+
+
+def to_networkx(graph: Graph) -> nx.DiGraph:
+    """Vertices: ("input", i), each Node, ("output", i). Edges carry the Value."""
+    g = nx.DiGraph(name=graph.name)
+    producer = {}
+    for i, v in enumerate(graph.inputs):
+        g.add_node(("input", i), op="input", value=v)
+        producer[id(v)] = ("input", i)
+    for node in graph.nodes:
+        g.add_node(node, op=node.op)
+        for v in node.inputs:
+            g.add_edge(producer[id(v)], node, value=v)
+        for v in node.outputs:
+            producer[id(v)] = node
+    for i, v in enumerate(graph.outputs):
+        g.add_node(("output", i), op="output", value=v)
+        g.add_edge(producer[id(v)], ("output", i), value=v)
+    return g
+
+
+def topological_order(graph: Graph) -> list:
+    return [n for n in nx.topological_sort(to_networkx(graph)) if not isinstance(n, tuple)]
+
+
+def immediate_dominators(graph: Graph) -> dict:
+    """Dominator tree over the data-flow graph, rooted at a virtual entry that feeds every input."""
+    g = to_networkx(graph)
+    g.add_node("entry")
+    for i in range(len(graph.inputs)):
+        g.add_edge("entry", ("input", i))
+    for n in list(g.nodes):
+        if n != "entry" and g.in_degree(n) == 0:
+            g.add_edge("entry", n)   # constants and other source nodes
+    return nx.immediate_dominators(g, "entry")
