@@ -154,5 +154,15 @@ def aten_opdef(name: str, overload_names: tuple[str, ...]) -> OpDef:
     )
 
 
+# The IR has value semantics: strides are not part of a value, so a view is
+# computed as a reshape (a copy where the layout demands one).
+_VALUE_SEMANTICS_IMPLS = {
+    "view": lambda **kw: aten.reshape(kw["self"], kw["size"]),
+    "_unsafe_view": lambda **kw: aten.reshape(kw["self"], kw["size"]),
+}
+
 for _name, _overloads in CORE_OPS.items():
-    register_op(aten_opdef(_name, _overloads))
+    _def = aten_opdef(_name, _overloads)
+    if _name in _VALUE_SEMANTICS_IMPLS:
+        _def.impl = _VALUE_SEMANTICS_IMPLS[_name]
+    register_op(_def)
