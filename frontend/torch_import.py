@@ -9,7 +9,10 @@ bodies as regions.
 from __future__ import annotations
 
 import operator
+import os
+import sys
 import traceback
+import warnings
 from typing import Any
 
 import sympy
@@ -74,11 +77,28 @@ def _dynamic_shapes(example_inputs, dynamic: dict | None):
     return tuple(s or None for s in specs), named
 
 
+def _library_dirs() -> tuple[str, ...]:
+    import spikec
+    import spikec.ir
+    return tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                 for m in (torch, spikec, spikec.ir, sys.modules[__name__]))
+
+
+_LIBRARY_DIRS: tuple[str, ...] = ()
+
+
 def _user_frame(exc: BaseException) -> str | None:
-    frames = traceback.extract_tb(exc.__traceback__)
-    for fr in reversed(frames):
-        if "/torch/" not in fr.filename and "/spikec/" not in fr.filename and "/frontend/" not in fr.filename:
-            return f"{short_path(fr.filename)}:{fr.lineno} ({fr.line})"
+    """The innermost frame of user code in the exception (or what it wraps)."""
+    global _LIBRARY_DIRS
+    _LIBRARY_DIRS = _LIBRARY_DIRS or _library_dirs()
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        for fr in reversed(traceback.extract_tb(exc.__traceback__)):
+            if fr.filename.startswith("<") or os.path.abspath(fr.filename).startswith(_LIBRARY_DIRS):
+                continue
+            return f"{short_path(fr.filename)}:{fr.lineno} ({(fr.line or '').strip()})"
+        exc = exc.__cause__ or exc.__context__
     return None
 
 
@@ -86,8 +106,12 @@ def export(model: torch.nn.Module, example_inputs: tuple, dynamic: dict | None =
            strict: bool = False) -> torch.export.ExportedProgram:
     dyn, _ = _dynamic_shapes(example_inputs, dynamic)
     try:
-        ep = torch.export.export(model, tuple(example_inputs), dynamic_shapes=dyn, strict=strict)
-        return ep.run_decompositions(decomposition_table())
+        with warnings.catch_warnings():
+            # torch's own pytree deprecation notices; nothing a user can act on.
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|copyreg)")
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+            ep = torch.export.export(model, tuple(example_inputs), dynamic_shapes=dyn, strict=strict)
+            return ep.run_decompositions(decomposition_table())
     except Exception as e:
         where = _user_frame(e) or str(loc_of_callable(model) or type(model).__name__)
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -117,7 +117,7 @@ class ResidualBlock(nn.Module):
 class DecoderLM(CausalLM):
     """embed -> blocks -> final norm -> lm_head, with the prefill / step drivers."""
 
-    def blocks(self) -> nn.ModuleList:
+    def decoder_layers(self) -> nn.ModuleList:
         raise NotImplementedError
 
     def final_norm(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,27 +126,27 @@ class DecoderLM(CausalLM):
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.input_embeddings()(input_ids)
 
-    def head(self, x: torch.Tensor) -> torch.Tensor:
+    def logits_from_hidden(self, x: torch.Tensor) -> torch.Tensor:
         return self.output_embeddings()(self.final_norm(x))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         x = self.embed(input_ids)
-        for block in self.blocks():
+        for block in self.decoder_layers():
             x = block(x)
-        return self.head(x)
+        return self.logits_from_hidden(x)
 
     def init_cache(self, batch_size: int, device=None, dtype=torch.float32) -> dict:
         return {"pos": torch.zeros((), dtype=torch.long, device=device),
-                "layers": [b.init_cache(batch_size, device, dtype) for b in self.blocks()]}
+                "layers": [b.init_cache(batch_size, device, dtype) for b in self.decoder_layers()]}
 
     def prefill(self, input_ids: torch.Tensor):
         x = self.embed(input_ids)
         caches = []
-        for block in self.blocks():
+        for block in self.decoder_layers():
             x, c = block.prefill(x)
             caches.append(c)
         pos = torch.tensor(input_ids.shape[1], dtype=torch.long, device=input_ids.device)
-        return self.head(x), {"pos": pos, "layers": caches}
+        return self.logits_from_hidden(x), {"pos": pos, "layers": caches}
 
     def step(self, input_ids: torch.Tensor, cache: dict):
         """Feed [B, n] tokens one at a time through the cache; returns ([B, n, V], new cache)."""
@@ -154,9 +154,9 @@ class DecoderLM(CausalLM):
         for t in range(input_ids.shape[1]):
             x = self.embed(input_ids[:, t:t + 1])
             pos, layers = cache["pos"], []
-            for block, c in zip(self.blocks(), cache["layers"]):
+            for block, c in zip(self.decoder_layers(), cache["layers"]):
                 x, c = block.step(x, c, pos)
                 layers.append(c)
             cache = {"pos": pos + 1, "layers": layers}
-            outs.append(self.head(x))
+            outs.append(self.logits_from_hidden(x))
         return torch.cat(outs, dim=1), cache

@@ -114,7 +114,7 @@ class TransformerForCausalLM(DecoderLM):
     def output_embeddings(self):
         return self.lm_head
 
-    def blocks(self):
+    def decoder_layers(self):
         return self.model.layers
 
     def final_norm(self, x):

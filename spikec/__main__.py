@@ -1,0 +1,5 @@
+import sys
+
+from spikec.cli import main
+
+sys.exit(main())
