@@ -1,0 +1,47 @@
+"""The command line: help everywhere, inspect on a factory file, clean errors."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def spikec(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "spikec", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["inspect", "--help"], ["demo", "--help"]])
+def test_help(argv):
+    r = spikec(*argv)
+    assert r.returncode == 0 and "usage: spikec" in r.stdout
+
+
+@pytest.fixture
+def factory(tmp_path):
+    path = tmp_path / "factory.py"
+    path.write_text(f"import sys\nsys.path.insert(0, {TESTS!r})\nimport modules as M\n"
+                    "def make():\n    return M.make('swa'), (M.example_input(),)\n")
+    return str(path)
+
+
+def test_inspect_prints_ir_and_stats(factory, tmp_path):
+    r = spikec("inspect", f"{factory}:make", "--dynamic", "T=2:512")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("graph @forward(%x: f32[2, T, 16])") and "softmax(" in r.stdout
+    assert "Warning" not in r.stderr
+    r = spikec("inspect", f"{factory}:make", "--stats")
+    assert r.returncode == 0 and "op counts:" in r.stdout and "softmax" in r.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["inspect", "nope.py:make"], "no such file: nope.py"),
+    (["inspect", "nope.py"], "name the factory too"),
+    (["inspect", "x.py:make", "--dynamic", "T"], "expects NAME=LO:HI"),
+])
+def test_errors_are_one_clear_line(argv, message):
+    r = spikec(*argv)
+    assert r.returncode != 0
+    assert message in r.stderr and "Traceback" not in r.stderr
