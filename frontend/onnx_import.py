@@ -240,6 +240,7 @@ class _Importer:
         self.ctx: InferContext | None = None
         self._dim_syms: dict[str, sympy.Symbol] = {}
         self._counter = 0
+        self._emitted: set[int] = set()    # nodes made for the ONNX node being imported
 
     # symbols
     def _declare(self, name: str, rng: tuple) -> sympy.Symbol:
@@ -321,6 +322,7 @@ class _Importer:
                                 where=where) from e
         types = [self._bind_wildcards(t) for t in types]
         node = g.add_node(op, args, types, loc=loc, regions=list(regions))
+        self._emitted.add(id(node))
         return node.outputs
 
     def _bind_wildcards(self, t):
@@ -406,6 +408,7 @@ class _Importer:
                 raise FrontendError(f"{node.op_type} reads {name!r}, which no earlier node or input defines",
                                     where=where)
         cx = Cx(self, node, g, env, loc, where)
+        self._emitted = set()
         try:
             outs = self._fold(rule, cx)
             if outs is None:
@@ -420,7 +423,17 @@ class _Importer:
             if not name or out is None:
                 continue
             v = out if isinstance(out, Val) else Val(ir=out)
-            env[name] = self._fix_dtype(v, name, cx)
+            v = self._fix_dtype(v, name, cx)
+            self._name_after(v, name, g)
+            env[name] = v
+
+    def _name_after(self, v: Val, name: str, g: Graph):
+        # A result made for this node reads better under its ONNX name than as a number.
+        ir = v.ir
+        if ir is None or ir.producer is None or id(ir.producer) not in self._emitted or not ir.name.isdigit():
+            return
+        g._names.discard(ir.name)
+        ir.name = g.fresh_name(name)
 
     def _fold(self, rule, cx: Cx):
         """Evaluate the node at import when its inputs are known shape-like data."""

@@ -27,6 +27,8 @@ def loc_from_stack_trace(stack_trace: str | None) -> Loc | None:
         return None
     frames = _FRAME.findall(stack_trace)
     for file, line in reversed(frames):
+        if file.startswith("<eval_with_key") or file.startswith("<frozen"):
+            continue   # code torch generated while tracing, not the user's
         if not any(m in file for m in _LIBRARY_MARKERS):
             return Loc(short_path(file), int(line))
     return None

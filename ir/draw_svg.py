@@ -468,8 +468,8 @@ class _Builder:
                 cp, op_ = a.pos[src[1]]
                 cn, on = a.pos[dst[1]]
                 p0, n0 = a.copies[0][op_], a.copies[0][on]
-                if cp == cn:
-                    self.connect(a.scope, ("node", p0), ("node", n0), val)
+                if cp == cn:   # count the drawn copy's value once, not once per copy
+                    self.connect(a.scope, ("node", p0), ("node", n0), p0.outputs[val.index])
                 else:
                     a.scope.sub.carried[(self._deep(a.scope, p0), self._deep(a.scope, n0))] = None
             return                                      # inside one box or one group

@@ -176,6 +176,22 @@ class Spiking(nn.Module):
         return spike(self.l(x), 0.1) * x
 
 
+class Branchy(nn.Module):
+    """Data-dependent branch with torch.cond."""
+
+    def forward(self, x):
+        return torch.cond(x.sum() > 0, lambda x: x.sin(), lambda x: x.cos() * 2, (x,))
+
+
+class DecayLoop(nn.Module):
+    """A while_loop: decay the input a fixed number of times."""
+
+    def forward(self, x):
+        from torch._higher_order_ops.while_loop import while_loop
+        i0 = torch.zeros((), dtype=torch.int64)
+        return while_loop(lambda i, s: i < 5, lambda i, s: (i + 1, s * 0.5 + 1), (i0, x))[1]
+
+
 class Block(nn.Module):
     """RMSNorm + one mixer + RMSNorm + SwiGLU, residual."""
 
@@ -199,11 +215,12 @@ MODULES = {
     "swa": SlidingWindowAttention, "moe_nonzero": MoETop2, "spiking": Spiking,
     "block_gla": lambda: Block(GLALoop()), "block_swa": lambda: Block(SlidingWindowAttention()),
     "block_moe": lambda: Block(MoETop2()),
+    "cond": Branchy, "while_loop": DecayLoop,
 }
 
 # Modules whose sequence length can stay symbolic (no Python loop over time).
 DYNAMIC_OK = {"rmsnorm", "swiglu", "rope", "gla_scan", "causal_linear", "swa", "moe_nonzero", "spiking",
-              "block_swa", "block_moe"}
+              "block_swa", "block_moe", "cond"}
 
 
 class _RoPE4D(nn.Module):

@@ -51,6 +51,20 @@ def test_scan_keeps_its_body_as_a_region():
     assert "einsum" in scans[0].regions[0].op_counts()
 
 
+def test_cond_and_while_loop_keep_their_branches_and_body():
+    g = trace("cond")
+    node = next(n for n in g.nodes if n.op == "cond")
+    assert [r.name for r in node.regions] == ["true_branch", "false_branch"]
+    assert node.loc is not None and node.loc.file.endswith("modules.py")
+    m = M.make("cond")
+    x = M.example_input()
+    for sign in (1, -1):
+        xs = sign * x.abs()
+        assert (ir.interpret(g, xs) - m(xs)).abs().max().item() <= TOL
+    g = trace("while_loop")
+    assert [r.name for r in next(n for n in g.nodes if n.op == "while_loop").regions] == ["cond", "body"]
+
+
 def test_moe_nonzero_gets_data_dependent_symbols():
     g = trace("moe_nonzero")
     assert {"u0", "u1", "u2", "u3"} <= set(g.symbols)

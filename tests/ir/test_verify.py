@@ -87,3 +87,13 @@ def test_symbolic_inference_accepts_correct_expressions():
     g2.set_outputs([bad])
     with pytest.raises(VerifyError, match="inferred f32"):
         ir.verify(g2)
+
+
+def test_ir_text_with_a_type_error_is_refused_at_the_node():
+    text = ("graph @g(%x: f32[2, 3]) -> (f32[3, 2]) {\n"
+            "  %0: f32[3, 2] = neg(%x)  loc(\"model.py\":5)\n"
+            "  return %0\n}\n")
+    g = ir.parse(text)
+    with pytest.raises(VerifyError) as e:
+        ir.verify(g)
+    assert "declared f32[3, 2], inferred f32[2, 3]" in str(e.value) and "model.py:5" in str(e.value)
