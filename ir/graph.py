@@ -214,6 +214,11 @@ class Graph:
             for r in n.regions:
                 yield from r.walk()
 
+    def copy(self) -> "Graph":
+        """A structural copy; constant tensors stay shared."""
+        from .clone import clone_graph
+        return clone_graph(self)
+
     def to_networkx(self):
         from .nx_view import to_networkx
         return to_networkx(self)

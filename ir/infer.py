@@ -36,6 +36,7 @@ class InferContext:
         self._to_torch: dict[sympy.Symbol, sympy.Symbol] = {}
         self._from_torch: dict[sympy.Symbol, sympy.Symbol] = {}
         self.hints: dict[sympy.Symbol, int] = {}
+        self.symbols_key = tuple(sorted((k, tuple(v)) for k, v in self.symbols.items()))
 
     # Each spikec symbol gets one torch symbol with a distinct hint, so that
     # unrelated sizes are not mistaken for equal ones.
@@ -107,12 +108,38 @@ class InferContext:
         return [self.type_of(out)]
 
 
+def _cache_key(opdef, args: dict[str, Any]):
+    # Repeated computations (layers, unrolled time steps) share one inference.
+    def k(a):
+        if isinstance(a, Value):
+            return ("v", str(a.type))
+        if isinstance(a, (list, tuple)):
+            return ("l",) + tuple(k(x) for x in a)
+        if isinstance(a, float) and a != a:
+            return ("nan",)
+        return (type(a).__name__, str(a))
+    return (opdef.name,) + tuple((name, k(a)) for name, a in args.items())
+
+
 def infer_types(opdef, args: dict[str, Any], ctx: InferContext, regions=()) -> list[Type] | None:
     """Output types of an op applied to `args` (Values carry the input types)."""
     ctx.regions = list(regions)
     if opdef.infer is not None:
         return opdef.infer(opdef, {k: map_values(a, lambda v: v.type) for k, a in args.items()}, ctx)
-    return ctx.run_fake(opdef, args)
+    key = (_cache_key(opdef, args), ctx.symbols_key)
+    hit = _GLOBAL_CACHE.get(key)
+    if hit is None:
+        hit = ctx.run_fake(opdef, args)
+        if len(_GLOBAL_CACHE) > 50_000:      # bounded: drop everything rather than track ages
+            _GLOBAL_CACHE.clear()
+        _GLOBAL_CACHE[key] = hit
+    return list(hit)
+
+
+# Inference depends only on the op, its argument types/literals and the symbol
+# ranges, so results are shared across contexts (verify-each re-checks the same
+# nodes after every pass).
+_GLOBAL_CACHE: dict[tuple, list] = {}
 
 
 def dims_match(declared, inferred, ctx: InferContext) -> bool:

@@ -1,0 +1,6 @@
+"""Import every built-in pass so that it registers itself; define `default`."""
+from . import canonicalize, cse, dce, fold_constants, propagate_shapes  # noqa: F401
+from .registry import register_pipeline
+
+register_pipeline("default", "canonicalize,cse,fold-constants,dce,propagate-shapes",
+                  "the standard clean-up: canonicalize, cse, constant folding, dce, shape propagation")
