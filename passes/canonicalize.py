@@ -29,14 +29,11 @@ def _forward_x(m, b):
 
 
 RULES = [
-    # identities (only where the result type is the input's: int * 1.0 is a float)
+    # identities (1 also matches 1.0; only where the result type is the input's: int * 1.0 is a float)
     Rewrite("mul-one", Pat("mul", x, 1, where=_same_type), _forward_x),
-    Rewrite("mul-one-f", Pat("mul", x, 1.0, where=_same_type), _forward_x),
     Rewrite("add-zero", Pat("add", x, 0, where=_same_type), _forward_x),
-    Rewrite("add-zero-f", Pat("add", x, 0.0, where=_same_type), _forward_x),
     Rewrite("sub-zero", Pat("sub", x, 0, where=_same_type), _forward_x),
     Rewrite("div-one", Pat("div", x, 1, where=_same_type), _forward_x),
-    Rewrite("div-one-f", Pat("div", x, 1.0, where=_same_type), _forward_x),
     Rewrite("neg-neg", Pat("neg", Pat("neg", x)), _forward_x),
     # copies and aliases are the same value in a functional IR
     Rewrite("clone", Pat("clone", x, where=_same_type), _forward_x),

@@ -55,12 +55,13 @@ class PassManager:
     repro_dir     where a failing pass leaves its reproducer (default: cwd)
     """
 
-    def __init__(self, pipeline: str, *, verify_each: bool | None = None, print_after=(),
+    def __init__(self, pipeline: str, *, verify_each: bool | None = None, verify_input: bool = True, print_after=(),
                  print_after_change: bool = False, dump_dir: str | None = None, repro_dir: str | None = None,
                  out: TextIO | None = None, on_stage: Callable[[PassStep, Graph], None] | None = None):
         self.pipeline = pipeline
         self.steps = parse_pipeline(pipeline)
         self.verify_each = _default_verify() if verify_each is None else verify_each
+        self.verify_input = verify_input
         self.print_after = {print_after} if isinstance(print_after, str) else set(print_after or ())
         self.print_after_change = print_after_change
         self.dump_dir = dump_dir
@@ -72,7 +73,7 @@ class PassManager:
     def run(self, graph: Graph) -> Graph:
         g = graph.copy()                  # the caller's graph stays as it was
         self.records = []
-        if self.verify_each:
+        if self.verify_each and self.verify_input:
             self._verify(g, "input")
         if self.dump_dir:
             os.makedirs(self.dump_dir, exist_ok=True)

@@ -31,18 +31,20 @@ class Var:
 
 
 class Pat:
-    def __init__(self, op: str, *positional, where: Callable[["Match"], bool] | None = None, output: int = 0, **named):
-        self.op = op
-        self.where = where
-        self.output = output
+    # `pat, op` are positional-only so that ops may have parameters named `self` or `op`.
+    def __init__(pat, op: str, /, *positional, where: Callable[["Match"], bool] | None = None, output: int = 0,
+                 **named):
+        pat.op = op
+        pat.where = where
+        pat.output = output
         opdef = get_op(op)
         pos_params = [p.name for p in opdef.params if not p.kw_only]
-        self.args: dict[str, Any] = {}
+        pat.args: dict[str, Any] = {}
         for i, a in enumerate(positional):
-            self.args[pos_params[i]] = a
+            pat.args[pos_params[i]] = a
         for k, a in named.items():
             opdef.param(k)
-            self.args[k] = a
+            pat.args[k] = a
 
     def __repr__(self) -> str:
         return f"Pat({self.op}, {self.args})"

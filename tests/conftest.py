@@ -15,6 +15,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))   # `import modules` (the test modules)
 torch.set_num_threads(1)                          # pytest -n 2 on 2 cores
+os.environ.setdefault("SPIKEC_VERIFY_EACH", "1")   # the pass manager verifies around every pass
 warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
 
 from spikec import ir  # noqa: E402
