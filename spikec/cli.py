@@ -24,6 +24,74 @@ def _parse_dynamic(items: list[str] | None) -> dict | None:
     return out
 
 
+def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pipeline", "-p", metavar="PIPELINE", default="",
+                   help="passes to run, e.g. 'default,fuse-linear-attention' (see `spikec passes`)")
+    p.add_argument("--print-after", action="append", metavar="PASS", default=[],
+                   help="print the IR after PASS (repeatable; 'all' for every pass)")
+    p.add_argument("--print-after-change", action="store_true", help="print the IR after each pass that changed it")
+    p.add_argument("--dump-dir", metavar="DIR", help="write the IR of every stage into DIR")
+    p.add_argument("--timing", action="store_true", help="print per-pass wall time and statistics to stderr")
+    p.add_argument("--verify-each", action="store_true", help="verify the IR before and after every pass")
+
+
+def _run_pipeline(g, args):
+    """Run args.pipeline on g with the requested instrumentation; returns (graph, nodes_before)."""
+    if not args.pipeline:
+        return g, None
+    from spikec.passes import PassManager
+    before = sum(1 for _ in g.walk())
+    pm = PassManager(args.pipeline, verify_each=args.verify_each or None, print_after=args.print_after,
+                     print_after_change=args.print_after_change, dump_dir=args.dump_dir, out=sys.stderr)
+    out = pm.run(g)
+    if args.timing:
+        print(pm.report(), file=sys.stderr)
+    return out, before
+
+
+def cmd_passes(args) -> int:
+    """List the registered passes, their options and named pipelines."""
+    from spikec.passes import available, pipelines
+    infos = available()
+    width = max(len(p.name) for p in infos)
+    print("passes:")
+    for p in infos:
+        print(f"  {p.name:<{width}}  {p.doc}")
+        for o in p.options.values():
+            print(f"  {'':<{width}}    {o.name}={o.default!r} ({o.type.__name__})")
+    print("named pipelines:")
+    for name, (text, doc) in sorted(pipelines().items()):
+        print(f"  {name:<{width}}  {doc}\n  {'':<{width}}    = {text}")
+    return 0
+
+
+def cmd_opt(args) -> int:
+    """Read IR text, run a pipeline on it, print the result (like mlir-opt)."""
+    from spikec import ir
+    if args.file == "-":
+        text = sys.stdin.read()
+    else:
+        if not os.path.exists(args.file):
+            raise ir.SpikecError(f"no such file: {args.file}")
+        text = open(args.file).read()
+    pipeline = args.pipeline
+    if not pipeline:
+        for line in text.splitlines():
+            if line.strip().startswith("// PIPELINE:"):
+                pipeline = line.split(":", 1)[1].strip()   # a reproducer names its pipeline
+                break
+    args.pipeline = pipeline
+    g = ir.parse(text)
+    out, _ = _run_pipeline(g, args)
+    result = str(out)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(result)
+    else:
+        sys.stdout.write(result)
+    return 0
+
+
 def cmd_inspect(args) -> int:
     from spikec import ir
     from spikec.model_spec import load
@@ -34,6 +102,7 @@ def cmd_inspect(args) -> int:
     g = loaded.graph
     if args.verify:
         ir.verify(g)
+    g, nodes_before = _run_pipeline(g, args)
     if args.stats:
         print(f"model: {loaded.description or args.model}" + ("  (meta device: no weights allocated)" if meta else ""))
         if loaded.model is not None:
@@ -44,6 +113,8 @@ def cmd_inspect(args) -> int:
                       f"{pc['active']:,} active per token ({human(pc['active'])})")
             except ImportError:
                 pass
+        if nodes_before is not None:
+            print(f"pipeline: {args.pipeline}: {nodes_before} -> {sum(1 for _ in g.walk())} nodes")
         print(format_stats(g))
     else:
         text = str(g)
@@ -119,7 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--meta", action="store_true",
                      help="build the model on the meta device (no weights; automatic for 1b/7b/76b presets)")
     ins.add_argument("--no-verify", dest="verify", action="store_false", help="skip the IR verifier")
+    _add_pipeline_args(ins)
     ins.set_defaults(func=cmd_inspect)
+
+    ps = sub.add_parser("passes", help="list passes, their options and named pipelines",
+                        description=cmd_passes.__doc__)
+    ps.set_defaults(func=cmd_passes)
+
+    opt = sub.add_parser("opt", help="run a pipeline on IR text (e.g. a reproducer)", description=cmd_opt.__doc__)
+    opt.add_argument("file", metavar="FILE", help="IR text file, or - for stdin")
+    opt.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE instead of stdout")
+    _add_pipeline_args(opt)
+    opt.set_defaults(func=cmd_opt)
 
     demo = sub.add_parser("demo", help="trace the default tiny model, interpret it and compare with eager",
                           description=cmd_demo.__doc__)
