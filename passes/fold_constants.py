@@ -38,9 +38,10 @@ def fold_constants(graph: Graph, *, max_elements: int = 65536) -> None:
         args = {k: _sub(a, known) for k, a in node.args.items()}
         with torch.no_grad():
             value = opdef.call(args)
-        name = graph.fresh_name(f"folded.{node.op}")
+        new = graph.make_node("constant", {"name": ""}, [node.output.type], loc=node.loc, names=[f"folded.{node.op}"])
+        name = new.output.name            # the value's fresh name doubles as the table key
+        new.args = {"name": name}
         graph.constants[name] = value
-        new = graph.make_node("constant", {"name": name}, [node.output.type], loc=node.loc, names=[name])
         graph.insert_before(node, new)
         graph.replace_all_uses(node.output, new.output)
         graph.nodes.remove(node)
