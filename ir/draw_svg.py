@@ -6,15 +6,18 @@
 What the drawing shows
 ----------------------
 * A layered, top-to-bottom layout (Sugiyama style): graph inputs in the first
-  layer, graph outputs in the last, every other node in its topological
+  layer, graph outputs in the last, every other node first in its topological
   generation (longest path from the sources, computed with networkx on the
-  `graph.to_networkx()` view). Sources that are not graph inputs (`full`,
-  `arange`, ...) sit just above their first consumer. Edges that span several
-  layers are routed through invisible waypoints; edges that leave the same
-  value share their waypoints (a "bus"), so a value used by hundreds of nodes
-  costs one chain, not hundreds. The order inside each layer comes from a few
-  barycenter sweeps (down and up), keeping the order with the fewest edge
-  crossings; x positions are then pulled toward the neighbours' centres.
+  `graph.to_networkx()` view), then moved down to just above its first
+  consumer when that shortens its edges (sources such as `full` always; the
+  per-step slices of an unrolled loop too, so they sit next to their step).
+  Edges that span several layers are routed through invisible waypoints;
+  edges that leave the same value share their waypoints (a "bus"), and edges
+  that enter the same node share them too (a "trunk"), each shared segment
+  drawn once, so a value used by hundreds of nodes costs one chain. The order
+  inside each layer comes from a few barycenter sweeps (down and up), keeping
+  the order with the fewest edge crossings; x positions are then pulled toward
+  the neighbours' centres.
 * One box per node: op name, output type(s) (`str(value.type)`, shortened when
   long) and source location (`file:line`, basename only) in a smaller font; the
   full text-form line is the box's tooltip (`<title>`). Edges are paths with an
@@ -33,12 +36,15 @@ The collapse rule (`collapse_repeats=True`)
 -------------------------------------------
 Inside one graph (or region), take the non-constant nodes in program order and
 give each a token: (op, source location, output types with data-dependent
-sizes `u0, u1, ...` made equal, number of inputs, number of regions). A *repeat* is a tandem repeat of this token sequence: a
-window of L consecutive nodes followed by k-1 copies of the same L tokens
+sizes `u0, u1, ...` made equal, number of inputs, number of regions). A
+*repeat* is a tandem repeat of this token sequence: a window of L
+consecutive nodes followed by k-1 copies of the same L tokens
 (k >= 2), found for every start and period with numpy. Scanning left to right,
 a repeat is taken when it hides at least `min_repeat_nodes` nodes (L*(k-1),
-default 6) and no repeat starting later inside its first window covers more
-nodes; ties go to the shortest period. A repeat is kept only if its copies are
+default 6), has at least 3 copies or else 16 nodes per copy (so the same RoPE
+applied to q and to k stays drawn twice, a 2-layer decoder collapses), and no
+repeat starting later inside its first window covers more nodes; ties go to
+the shortest period. A repeat is kept only if its copies are
 wired the same way: for every input of every node, its source is "outside the
 repeat", "offset o in the same copy" or "offset o, d copies back", and these
 classes agree between consecutive copies (the repeat is cut at the first copy
@@ -53,9 +59,10 @@ inside the drawn copy (up to 4 levels), so e.g. experts inside layers nest.
 Size guard (`max_nodes`)
 ------------------------
 When more than `max_nodes` boxes would be drawn: repeats are collapsed even if
-`collapse_repeats=False`; if that is not enough, runs of consecutive top-level
-nodes with the same source location merge into one summary box ("7 ops @
-model.py:80"); if still too many, only the first `max_nodes` boxes are drawn.
+`collapse_repeats=False`; if that is not enough, runs of consecutive nodes
+with the same source location (at every level) merge into one summary box
+("7 ops", their op names, "model.py:80"); if still too many, only the first
+top-level items that fit in `max_nodes` boxes are drawn.
 The title says which of these happened.
 
 The output is deterministic: the same graph gives the same bytes.
@@ -104,7 +111,8 @@ _RUN_HEAD = 24     # header strip of a repeat box
 _REGION_HEAD = 16  # title strip of a region frame
 _MAX_TEXT = 44     # characters per line before shortening
 _PORT = 6          # size of the dot where an edge enters / leaves a repeat box
-_INF_SWEEPS = 4
+_SWEEPS = 4
+_MIN_PAIR = 16     # two copies are a repeat only when each has this many nodes
 
 
 # -- small helpers -------------------------------------------------------------
@@ -264,6 +272,7 @@ class _Builder:
         self._items_cache: dict[int, list] = {}
         self.node_vertex: dict[Node, _V] = {}
         self.repeats: list[tuple[int, int]] = []     # (period, copies) of every repeat drawn
+        self.merge = False                            # size guard: merge nodes by source line
 
     def uid(self, prefix: str) -> str:
         return f"{prefix}{next(self._uid)}"
@@ -311,7 +320,7 @@ class _Builder:
             if wiring(c, c - 1) != wiring(c - 1, c - 1):
                 break
             kept += 1
-        if kept < 2 or period * (kept - 1) < self.min_hidden:
+        if kept < 2 or period * (kept - 1) < self.min_hidden or (kept == 2 and period < _MIN_PAIR):
             return None
         run = _Run(copies[:kept])
         run.items = self.items_for(run.copies[0], depth + 1)
@@ -320,8 +329,34 @@ class _Builder:
     def region_items(self, region: Graph) -> list:
         key = id(region)
         if key not in self._items_cache:
-            self._items_cache[key] = self.items_for([n for n in region.nodes if n.op != "constant"])
+            items = self.items_for([n for n in region.nodes if n.op != "constant"])
+            self._items_cache[key] = self.merge_lines(items) if self.merge else items
         return self._items_cache[key]
+
+    def merge_lines(self, items) -> list:
+        """Runs of consecutive nodes (no regions) with one source location become a _Group."""
+        out, cur = [], []
+
+        def mergeable(it):
+            return isinstance(it, Node) and not it.regions and it.loc is not None
+
+        for it in items + [None]:
+            if mergeable(it) and cur and cur[-1].loc == it.loc:
+                cur.append(it)
+                continue
+            if len(cur) >= 2:
+                out.append(_Group(cur))
+            else:
+                out.extend(cur)
+            cur = []
+            if mergeable(it):
+                cur.append(it)
+            elif isinstance(it, _Run):
+                it.items = self.merge_lines(it.items)
+                out.append(it)
+            elif it is not None:
+                out.append(it)
+        return out
 
     def count(self, items) -> int:
         total = 0
@@ -584,41 +619,99 @@ def _layout(sub: _Sub) -> None:
     for i in range(n):
         if vs[i].kind in last_kinds:
             layer[i] = last
-    for i in range(n):   # sources that are not inputs sit just above their first consumer
-        if vs[i].kind not in ("input", "port_in") and g.in_degree(i) == 0 and g.out_degree(i):
-            layer[i] = max(0, min(layer[j] for j in g.successors(i)) - 1)
+    # then push a box down to just above its first consumer when that makes its
+    # edges shorter. An edge from (or to) a vertex shared by many edges counts
+    # little, since it is drawn as a shared bus (or trunk), and a predecessor
+    # used only here moves down with the box (so its own in-edges count
+    # instead). So the per-step slices of an unrolled loop sit next to their
+    # step, not in one very wide layer under the inputs, while a step's
+    # output stays with its step.
+    def weight(a, b):
+        return 1.0 / max(1, g.out_degree(a), g.in_degree(b))
+
+    fixed = ("input", "port_in", "output", "port_out")
+    pull_up = [0.0] * n
+    for gen in gens:
+        for i in gen:
+            pull_up[i] = sum(min(weight(j, i), pull_up[j])
+                             if g.out_degree(j) == 1 and vs[j].kind not in fixed else weight(j, i)
+                             for j in g.predecessors(i))
+    for gen in reversed(gens):
+        for i in gen:
+            if vs[i].kind in fixed or not g.out_degree(i):
+                continue
+            if sum(weight(i, j) for j in g.successors(i)) >= pull_up[i]:
+                layer[i] = max(layer[i], min(layer[j] for j in g.successors(i)) - 1)
     keys = [k for k in keys if g.has_edge(index[k[0]], index[k[1]])]
     nlayers = max(layer) + 1
 
-    # waypoints: one chain per edge source (start anchor), shared by its edges
+    # waypoints for edges that span several layers. Edges that leave the same
+    # anchor share one chain (a bus); of the rest, edges that enter the same
+    # anchor share one (a trunk); past a budget, long edges get no waypoints.
     lay = list(layer)
     succ: list[list[int]] = [[] for _ in range(n)]
     pred: list[list[int]] = [[] for _ in range(n)]
     order_key: list[float] = [float(i) for i in range(n)]
-    by_start: dict[tuple, list] = {}
-    for k in keys:
-        by_start.setdefault((k[0], k[2]), []).append(k)
+    linked: set[tuple[int, int]] = set()
 
     def link(p, q):
-        if q not in succ[p]:
+        if (p, q) not in linked:
+            linked.add((p, q))
             succ[p].append(q)
             pred[q].append(p)
 
-    for (u, _), ks in by_start.items():
-        iu = index[u]
+    def waypoint(li, key):
+        lay.append(li)
+        succ.append([])
+        pred.append([])
+        order_key.append(key)
+        return len(lay) - 1
+
+    def span(k):
+        return layer[index[k[1]]] - layer[index[k[0]]]
+
+    by_start: dict[tuple, list] = {}
+    by_end: dict[tuple, list] = {}
+    for k in keys:
+        if span(k) <= 1:
+            link(index[k[0]], index[k[1]])
+            sub.chains[k] = []
+        else:
+            by_start.setdefault((k[0], k[2]), []).append(k)
+    for key, ks in list(by_start.items()):
+        if len(ks) == 1:
+            del by_start[key]
+            by_end.setdefault((ks[0][1], ks[0][3]), []).append(ks[0])
+    budget = 8 * n + 2000
+    for ks in by_start.values():            # buses, grown downward
+        iu = index[ks[0][0]]
         chain: list[int] = []
-        for k in sorted(ks, key=lambda k: layer[index[k[1]]]):
+        for k in sorted(ks, key=span):
             iv = index[k[1]]
+            if len(lay) - n + span(k) > budget:
+                sub.chains[k] = None
+                continue
             while layer[iu] + 1 + len(chain) < layer[iv]:
-                d = len(lay)
-                lay.append(layer[iu] + 1 + len(chain))
-                succ.append([])
-                pred.append([])
-                order_key.append(iu + 0.5)
+                d = waypoint(layer[iu] + 1 + len(chain), iu + 0.5)
                 link(chain[-1] if chain else iu, d)
                 chain.append(d)
             steps = chain[: layer[iv] - layer[iu] - 1]
-            link(steps[-1] if steps else iu, iv)
+            link(steps[-1], iv)
+            sub.chains[k] = steps
+    for ks in by_end.values():              # trunks, grown upward
+        iv = index[ks[0][1]]
+        chain = []
+        for k in sorted(ks, key=span):
+            iu = index[k[0]]
+            if len(lay) - n + span(k) > budget:
+                sub.chains[k] = None
+                continue
+            while layer[iv] - 1 - len(chain) > layer[iu]:
+                d = waypoint(layer[iv] - 1 - len(chain), iv - 0.5)
+                link(d, chain[-1] if chain else iv)
+                chain.append(d)
+            steps = chain[: layer[iv] - layer[iu] - 1][::-1]
+            link(iu, steps[0])
             sub.chains[k] = steps
     total = len(lay)
     layers: list[list[int]] = [[] for _ in range(nlayers)]
@@ -636,7 +729,7 @@ def _layout(sub: _Sub) -> None:
     # ordering: barycenter sweeps, keep the best
     best = [list(l) for l in layers]
     best_c = _count_crossings(layers, succ, pos)
-    for _ in range(_INF_SWEEPS):
+    for _ in range(_SWEEPS):
         if best_c == 0:
             break
         for rng, nb in ((range(1, nlayers), pred), (range(nlayers - 2, -1, -1), succ)):
@@ -807,57 +900,76 @@ class _Painter:
         self.paint_carried(sub)
 
     def paint_edges(self, sub: _Sub) -> None:
-        # anchor points, spread along the box border when several edges share a side
-        def bottom(v):
-            return (v.ax + v.w / 2, v.ay + v.h / 2) if v.kind.startswith("port") else (v.ax + v.w / 2, v.ay + v.h)
+        """Each edge: its start anchor, its waypoints, its end anchor. Edges that
+        share waypoints (a bus or a trunk) share those segments, drawn once.
+        Several edges leaving (entering) one box side by side get spread ports."""
+        def is_port(v):
+            return v.kind.startswith("port")
 
-        def top(v):
-            return (v.ax + v.w / 2, v.ay + v.h / 2) if v.kind.startswith("port") else (v.ax + v.w / 2, v.ay)
-
-        paths = []
+        edges = []
         for k, vals in sub.edges.items():
             if k not in sub.chains:
                 continue
             s, e = k[2], k[3]
-            mids = []
-            for d in sub.chains[k]:
-                wx, wt, wb = sub.way[d]
-                mids.append((sub.ax + wx, sub.ay + wt, sub.ay + wb))
-            paths.append([k, list(bottom(s)), mids, list(top(e)), len(vals)])
-        for side in (0, 1):      # 0: spread starts, 1: spread ends
-            groups: dict = {}
-            for p in paths:
-                anchor = p[0][2] if side == 0 else p[0][3]
-                if not anchor.kind.startswith("port"):
-                    groups.setdefault(anchor, []).append(p)
-            for anchor, ps in groups.items():
-                if len(ps) < 2:
-                    continue
+            hops = [("w", d) for d in sub.chains[k] or ()]
+            first = hops[0] if hops else ("e", e.uid)
+            last = hops[-1] if hops else ("s", s.uid)
+            edges.append((k, s, e, hops, first, last, len(vals)))
 
-                def toward(p):
-                    if side == 0:
-                        return p[2][0][0] if p[2] else p[3][0]
-                    return p[2][-1][0] if p[2] else p[1][0]
-                ps.sort(key=lambda p: (toward(p), p[0][1].uid if side == 0 else p[0][0].uid))
-                step = min(12.0, anchor.w * 0.7 / len(ps))
-                for j, p in enumerate(ps):
-                    (p[1] if side == 0 else p[3])[0] += (j - (len(ps) - 1) / 2) * step
-        for k, (x0, y0), mids, (x1, y1), mult in paths:
-            d = [f"M{_f(x0)},{_f(y0)}"]
-            cx, cy = x0, y0
-            for wx, wt, wb in mids:
-                my = (cy + wt) / 2
-                d.append(f"C{_f(cx)},{_f(my)} {_f(wx)},{_f(my)} {_f(wx)},{_f(wt)}")
-                if wb > wt:
-                    d.append(f"L{_f(wx)},{_f(wb)}")
-                cx, cy = wx, wb
-            my = (cy + y1) / 2
-            d.append(f"C{_f(cx)},{_f(my)} {_f(x1)},{_f(my)} {_f(x1)},{_f(y1)}")
-            arrow = "" if k[3].kind.startswith("port") else ' marker-end="url(#arrow)"'
-            self.edges.append(f'<path class="edge" d="{" ".join(d)}" fill="none" stroke="#52525b" '
-                              f'stroke-width="1.1"{arrow}/>')
+        def hop_x(h, e):
+            if h[0] == "w":
+                return sub.ax + sub.way[h[1]][0]
+            v = e[1] if h[0] == "s" else e[2]
+            return v.ax + v.w / 2
+
+        offset: dict[tuple, float] = {}
+        for side in (0, 1):      # 0: spread starts by first hop, 1: spread ends by last hop
+            groups: dict = {}
+            for e in edges:
+                anchor = e[1] if side == 0 else e[2]
+                hop = e[4] if side == 0 else e[5]
+                if not is_port(anchor):
+                    groups.setdefault(anchor.uid, (anchor, {}))[1].setdefault(hop, e)
+            for anchor, hops in groups.values():
+                if len(hops) < 2:
+                    continue
+                ordered = sorted(hops.items(), key=lambda he: (hop_x(he[0], he[1]), str(he[0])))
+                step = min(12.0, anchor.w * 0.7 / len(ordered))
+                for j, (hop, _) in enumerate(ordered):
+                    offset[(side, anchor.uid, hop)] = (j - (len(ordered) - 1) / 2) * step
+
+        drawn: set = set()
+        edges.sort(key=lambda e: -len(e[3]))     # the longest edge of a bus draws its trunk
+        for k, s, e, hops, first, last, mult in edges:
+            sx = s.ax + s.w / 2 + offset.get((0, s.uid, first), 0.0)
+            sy = s.ay + s.h / 2 if is_port(s) else s.ay + s.h
+            ex = e.ax + e.w / 2 + offset.get((1, e.uid, last), 0.0)
+            ey = e.ay + e.h / 2 if is_port(e) else e.ay
+            pts = [(("s", s.uid, first), sx, sy, sy)]
+            for h in hops:
+                wx, wt, wb = sub.way[h[1]]
+                pts.append((h, sub.ax + wx, sub.ay + wt, sub.ay + wb))
+            pts.append((("e", e.uid, last), ex, ey, ey))
+            d, at, ends = [], None, False
+            for (h0, x0, _, y0), (h1, x1, y1, y1b) in zip(pts, pts[1:]):
+                if (h0, h1) in drawn:
+                    at = None
+                    continue
+                drawn.add((h0, h1))
+                if at != (x0, y0):
+                    d.append(f"M{_f(x0)},{_f(y0)}")
+                my = (y0 + y1) / 2
+                d.append(f"C{_f(x0)},{_f(my)} {_f(x1)},{_f(my)} {_f(x1)},{_f(y1)}")
+                if y1b > y1:
+                    d.append(f"L{_f(x1)},{_f(y1b)}")
+                at = (x1, y1b)
+                ends = h1[0] == "e"
+            if d:
+                arrow = ' marker-end="url(#arrow)"' if ends and not is_port(e) else ""
+                self.edges.append(f'<path class="edge" d="{" ".join(d)}" fill="none" stroke="#52525b" '
+                                  f'stroke-width="1.1"{arrow}/>')
             if mult > 1:
-                self.edges.append(f'<text class="t-mult" x="{_f(x0 + 4)}" y="{_f(y0 + 12)}" font-size="10" '
+                self.edges.append(f'<text class="t-mult" x="{_f(sx + 4)}" y="{_f(sy + 12)}" font-size="10" '
                                   f'fill="#a16207" font-weight="bold">×{mult}</text>')
 
     def paint_carried(self, sub: _Sub) -> None:
@@ -865,6 +977,8 @@ class _Painter:
         for j, (a, b) in enumerate(sub.carried):
             xr = right + 10 + 8 * j
             ya, yb = a.ay + a.h / 2, b.ay + b.h / 2
+            if a is b:   # a value carried into the same node of the next copy
+                ya, yb = a.ay + a.h * 0.3, a.ay + a.h * 0.7
             xa, xb = a.ax + a.w, b.ax + b.w
             d = (f"M{_f(xa)},{_f(ya)} L{_f(xr - 4)},{_f(ya)} Q{_f(xr)},{_f(ya)} {_f(xr)},{_f(ya - 4 if yb < ya else ya + 4)} "
                  f"L{_f(xr)},{_f(yb + 4 if yb < ya else yb - 4)} Q{_f(xr)},{_f(yb)} {_f(xr - 4)},{_f(yb)} "
@@ -907,22 +1021,9 @@ def to_svg(graph: Graph, *, title: str | None = None, collapse_repeats: bool = T
         items = b.items_for(nodes)
         notes.append("repeats collapsed")
     if b.count(items) > max_nodes:
-        merged, cur = [], []
-        for it in items + [None]:
-            if (isinstance(it, Node) and not it.regions and it.loc is not None
-                    and (not cur or cur[-1].loc == it.loc)):
-                cur.append(it)
-                continue
-            if len(cur) >= 2:
-                merged.append(_Group(cur))
-            else:
-                merged.extend(cur)
-            cur = []
-            if isinstance(it, Node) and not it.regions and it.loc is not None:
-                cur.append(it)
-            elif it is not None:
-                merged.append(it)
-        items = merged
+        b.merge = True
+        b._items_cache.clear()
+        items = b.merge_lines(b.items_for(nodes))
         notes.append("nodes merged by source line")
     if b.count(items) > max_nodes:
         kept, used = [], 0
@@ -943,7 +1044,8 @@ def to_svg(graph: Graph, *, title: str | None = None, collapse_repeats: bool = T
     margin = 16.0
     head_title = title if title is not None else f"graph @{graph.name}"
     drawn = sum(1 for v in b.node_vertex.values()) + _count_groups(root.sub)
-    sub_line = f"{n_total} nodes + {n_const} constants, {drawn} boxes drawn"
+    sub_line = (f"{n_total} node{'s' if n_total != 1 else ''} + {n_const} constant{'s' if n_const != 1 else ''}, "
+                f"{drawn} box{'es' if drawn != 1 else ''} drawn")
     if b.repeats:
         reps = ", ".join(f"{k}×{p} ops" for p, k in b.repeats[:6]) + (" …" if len(b.repeats) > 6 else "")
         sub_line += f"; repeats collapsed: {reps}"
