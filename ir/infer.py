@@ -7,6 +7,7 @@ Structured ops and `constant` declare their own rule.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import sympy
@@ -101,8 +102,16 @@ class InferContext:
             return a
 
         concrete = {k: lit(map_values(a, to_fake)) for k, a in args.items()}
-        with self._mode:
-            out = opdef.call(concrete)
+        with self._mode, _quiet_fake_tensor_log():
+            try:
+                out = opdef.call(concrete)
+            except Exception:
+                # Some aten kernels want concrete sizes; their Python decomposition
+                # (what torch.export itself traced through) handles symbolic ones.
+                found = _decomposition(opdef)
+                if found is None:
+                    raise
+                out = _call_positionally(*found, concrete)
         if isinstance(out, (tuple, list)):
             return [self.type_of(o) for o in out]
         return [self.type_of(out)]
@@ -119,6 +128,43 @@ def _cache_key(opdef, args: dict[str, Any]):
             return ("nan",)
         return (type(a).__name__, str(a))
     return (opdef.name,) + tuple((name, k(a)) for name, a in args.items())
+
+
+class _quiet_fake_tensor_log:
+    """A failing meta kernel is an answer here, not something to log at ERROR."""
+    _logger = logging.getLogger("torch._subclasses.fake_tensor")
+
+    def __enter__(self):
+        self._level = self._logger.level
+        self._logger.setLevel(logging.CRITICAL)
+
+    def __exit__(self, *exc):
+        self._logger.setLevel(self._level)
+        return False
+
+
+def _decomposition(opdef):
+    from torch._decomp import decomposition_table
+    for target in opdef.torch_targets:
+        if target in decomposition_table:
+            return target, decomposition_table[target]
+    return None
+
+
+def _call_positionally(target, fn, args: dict):
+    # Decompositions name their parameters freely (`input` for `self`): bind by schema position.
+    positional, keywords = [], {}
+    for a in target._schema.arguments:
+        if a.kwarg_only:
+            if a.name in args:
+                keywords[a.name] = args[a.name]
+        elif a.name in args:
+            positional.append(args[a.name])
+        elif a.has_default_value():
+            positional.append(a.default_value)
+        else:
+            break
+    return fn(*positional, **keywords)
 
 
 def infer_types(opdef, args: dict[str, Any], ctx: InferContext, regions=()) -> list[Type] | None:
