@@ -16,14 +16,17 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.inliner
+import onnx.shape_inference
 import sympy
 from onnx import helper, numpy_helper
 
 from spikec.ir import (FrontendError, Graph, InferContext, Loc, SpikecError, TensorType, UnsupportedOpError,
-                       get_op, infer_types, sym, verify)
+                       get_op, infer_types, sym, torch_dtype, verify)
 from spikec.ir.infer import WILDCARD_PREFIX
 
-from .onnx_values import (FOLD_LIMIT, INT_DTYPES, ONNX_TO_IR, NoFold, Val, is_symbolic, simplify, to_torch)
+from .onnx_values import (FLOAT_FOLD_LIMIT, FOLD_LIMIT, INT_DTYPES, NUMPY_DTYPES, ONNX_TO_IR, NoFold, Val,
+                          is_symbolic, simplify, to_torch)
 
 _ONNX_DOMAINS = ("", "ai.onnx")
 
@@ -32,7 +35,8 @@ def ir_dtype(elem_type: int, what: str) -> str:
     try:
         return ONNX_TO_IR[elem_type]
     except KeyError:
-        name = onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() else elem_type
+        known = elem_type in onnx.TensorProto.DataType.values()
+        name = onnx.TensorProto.DataType.Name(elem_type) if known else elem_type
         raise UnsupportedOpError(f"{what} has ONNX element type {name}, which spikec does not support") from None
 
 
@@ -145,7 +149,8 @@ class Cx:
     def operand(self, i: int):
         """Input i as a python number when it is a known 0-d scalar, else an IR Value."""
         v = self.val(i)
-        if v.known is not None and v.known.ndim == 0 and v.dtype != "bool" and not v.dtype.startswith(("c", "bf", "f8")):
+        plain = v.dtype != "bool" and not v.dtype.startswith(("c", "bf", "f8"))
+        if v.known is not None and v.known.ndim == 0 and plain:
             return simplify(v.known.item() if v.known.dtype != object else v.known[()])
         return self.t(i)
 
@@ -191,25 +196,31 @@ class Cx:
             return numpy_helper.to_array(v)
         return v
 
+    def has_attr(self, name: str) -> bool:
+        return name in self._attrs
+
+    def attr_dtype(self, name: str) -> str | None:
+        """The IR dtype of a tensor-valued attribute (Constant's value, ConstantOfShape's value)."""
+        a = self._attrs.get(name)
+        return None if a is None else ONNX_TO_IR.get(a.t.data_type)
+
     def axis(self, a: int, rank: int) -> int:
         if not -rank <= a < max(rank, 1):
             self.fail(f"{self.node.op_type}: axis {a} is out of range for rank {rank}", error=FrontendError)
         return a % rank if rank else 0
 
     # output
-    def emit(self, op: str, n: int | None = None, regions=(), **args):
-        """Emit one IR node; returns its Value (or the list of Values when `n` is given)."""
+    def emit(self, op: str, /, n: int | None = None, regions=(), **args):
+        """Emit one IR node; returns its Value (or the list of Values when `n` is given).
+        `self` and `op` are positional-only so that an op's `self=` argument can pass through."""
         outs = self.imp.emit(self.g, op, args, self.loc, regions=regions, where=self.where)
         return outs if n is not None else outs[0]
 
     def cast(self, v, dtype: str):
-        return v if v.type.dtype == dtype else self.emit("_to_copy", self=v, dtype=_torch_dtype(dtype))
+        return v if v.type.dtype == dtype else self.emit("_to_copy", self=v, dtype=torch_dtype(dtype))
 
     def const(self, array: np.ndarray, dtype: str, hint: str = "c"):
         return self.tensor(Val(known=np.asarray(array), dtype=dtype, name=hint))
-
-    def known_val(self, array, dtype: str) -> Val:
-        return Val(known=array, dtype=dtype)
 
     def region(self, gp: onnx.GraphProto, name: str, in_types: list, captures: list[str] | None = None):
         return self.imp.import_region(gp, name, in_types, self.env, captures, self.loc)
@@ -219,11 +230,6 @@ class Cx:
 
     def fail(self, message: str, hint: str | None = None, error=UnsupportedOpError):
         raise error(message, where=self.where, hint=hint)
-
-
-def _torch_dtype(name: str):
-    from spikec.ir import torch_dtype
-    return torch_dtype(name)
 
 
 # -- the importer ---------------------------------------------------------------
@@ -300,7 +306,7 @@ class _Importer:
 
     def _symbolic_tensor(self, v: Val, g: Graph, loc):
         """A known array holding sympy dims, built from `full` nodes."""
-        td = _torch_dtype(v.dtype)
+        td = torch_dtype(v.dtype)
         flat = list(v.known.reshape(-1))
         if v.known.ndim == 0:
             return self.emit(g, "full", {"size": [], "fill_value": flat[0], "dtype": td}, loc)[0]
@@ -373,6 +379,10 @@ class _Importer:
                 raise FrontendError(f"graph output {vi.name!r} is not produced by any node")
             outs.append(self.materialize(env[vi.name], g, vi.name))
         g.set_outputs(outs)
+        _prune(g)
+        used = {n.args["name"] for n in g.walk() if n.op == "constant"}
+        for key in [k for k in g.constants if k not in used]:
+            del g.constants[key]
         return g
 
     def _add_initializers(self, gp: onnx.GraphProto, env: dict):
@@ -444,8 +454,12 @@ class _Importer:
         if not present or any(v.known is None for v in present):
             return None
         if not any(is_symbolic(v.known) for v in present):
-            if any(v.known.size > FOLD_LIMIT or v.dtype not in INT_DTYPES | {"bool"} for v in present):
-                return None
+            for v in present:
+                # integer shape data folds up to FOLD_LIMIT; floats only through exact data movement, tiny
+                limit = (FOLD_LIMIT if v.dtype in INT_DTYPES | {"bool"} else
+                         FLOAT_FOLD_LIMIT if rule.moves_only and v.dtype in NUMPY_DTYPES else -1)
+                if v.known.size > limit:
+                    return None
         try:
             outs = rule.fold(cx, *[v.known if v is not None else None for v in vals])
         except NoFold:
@@ -456,7 +470,7 @@ class _Importer:
         for o in outs:
             arr, dtype = o if isinstance(o, tuple) else (o, present[0].dtype)
             arr = np.asarray(arr, dtype=object) if not isinstance(arr, np.ndarray) else arr
-            if arr.size > FOLD_LIMIT and not is_symbolic(arr):
+            if arr.size > (FOLD_LIMIT if dtype in INT_DTYPES | {"bool"} else FLOAT_FOLD_LIMIT) and not is_symbolic(arr):
                 return None
             result.append(Val(known=_normalize(arr), dtype=dtype))
         return result
@@ -505,6 +519,19 @@ class _Importer:
         self._add_initializers(gp, env)
         self.body(gp, g, env, f"{loc.file}#{loc.line}/{gp.name or 'branch'}")
         return [env[o.name] for o in gp.output]
+
+
+def _prune(g: Graph) -> None:
+    """Drop nodes whose results nothing reads (folded-away shape code, composed transposes).
+    Every IR op is pure, so this changes no value."""
+    live = {id(v) for v in g.outputs}
+    for n in reversed(list(g.nodes)):
+        if any(id(o) in live for o in n.outputs):
+            live.update(id(v) for v in n.inputs)
+            for r in n.regions:
+                _prune(r)
+        else:
+            g.remove_node(n)
 
 
 def _normalize(arr: np.ndarray) -> np.ndarray:

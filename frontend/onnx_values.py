@@ -29,6 +29,7 @@ FLOAT_DTYPES = {"f16", "bf16", "f32", "f64", "f8e4m3", "f8e5m2"}
 # Known integer tensors up to this many elements are folded at import; larger
 # ones (and all float data) stay graph constants.
 FOLD_LIMIT = 1024
+FLOAT_FOLD_LIMIT = 16
 
 
 class NoFold(Exception):
