@@ -442,8 +442,7 @@ class _Importer:
         ir = v.ir
         if ir is None or ir.producer is None or id(ir.producer) not in self._emitted or not ir.name.isdigit():
             return
-        g._names.discard(ir.name)
-        ir.name = g.fresh_name(name)
+        g.rename(ir, name)
 
     def _fold(self, rule, cx: Cx):
         """Evaluate the node at import when its inputs are known shape-like data."""

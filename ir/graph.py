@@ -140,6 +140,12 @@ class Graph:
         self._names.add(name)
         return name
 
+    def rename(self, value: Value, hint: str) -> str:
+        """Give `value` a fresh name based on `hint`; returns the new name."""
+        self._names.discard(value.name)
+        value.name = self.fresh_name(hint)
+        return value.name
+
     def add_input(self, type: Type, name: str | None = None) -> Value:
         v = Value(self.fresh_name(name), type, None, len(self.inputs))
         self.inputs.append(v)

@@ -58,6 +58,11 @@ class _Env:
         return a
 
 
+def _region_constants(region: Graph, outer: dict) -> dict:
+    # A region may hold constants of its own; they extend the enclosing table.
+    return {**outer, **region.constants} if region.constants else outer
+
+
 def _run(graph: Graph, inputs, constants, env: _Env, check: bool) -> list:
     if len(inputs) != len(graph.inputs):
         raise InterpretError(f"graph @{graph.name} takes {len(graph.inputs)} inputs "
@@ -71,7 +76,8 @@ def _run(graph: Graph, inputs, constants, env: _Env, check: bool) -> list:
         args = {k: env.concrete(a, vals) for k, a in node.args.items()}
         if opdef.category == "structured":
             args["_ctx"] = RunContext(
-                constants, lambda i, xs, _n=node: _run(_n.regions[i], xs, constants, env, check))
+                constants, lambda i, xs, _n=node: _run(_n.regions[i], xs, _region_constants(_n.regions[i], constants),
+                                                       env, check))
         try:
             out = opdef.call(args)
         except SpikecError:
