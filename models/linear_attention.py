@@ -77,8 +77,10 @@ def gla_chunk(q, k, v, g, scale: float, initial_state=None, chunk_size: int = 16
     N = (T + C - 1) // C + 1
     pad = N * C - T
     q, k, v, g = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v, g))
-    # unfold (not reshape) splits T into chunks: a symbolic T then needs no divisibility guard.
-    q, k, v, g = (t.unfold(2, C, C).transpose(-1, -2) for t in (q, k, v, g))  # [B,H,N,C,D]
+    # Gather (not reshape) T into chunks: with a symbolic T a reshape needs a divisibility
+    # guard the exporter cannot prove; an index of shape [N, C] needs none.
+    chunk_idx = torch.arange(N, device=q.device)[:, None] * C + torch.arange(C, device=q.device)
+    q, k, v, g = (t[:, :, chunk_idx] for t in (q, k, v, g))                 # [B,H,N,C,D]
     q = q * scale
 
     G = g.cumsum(-2)                       # inclusive log-decay from chunk start, [B,H,N,C,K]
@@ -96,7 +98,8 @@ def gla_chunk(q, k, v, g, scale: float, initial_state=None, chunk_size: int = 16
     # State entering chunk n: masked sum over earlier chunks m < n, each decayed by the
     # chunks strictly between them (plus the initial state decayed by all chunks before n).
     decay_nm = segsum(G_end, dim=-2, exclusive=True).exp()        # [B,H,N(n),N(m),K]
-    S_in = (decay_nm.unsqueeze(-1) * dS.unsqueeze(-4)).sum(-3)    # [B,H,N,K,V]
+    # sum_m decay[n,m,k] dS[m,k,:] as a matmul batched over k (never materialises [N,N,K,V])
+    S_in = (decay_nm.permute(0, 1, 4, 2, 3) @ dS.transpose(2, 3)).transpose(2, 3)   # [B,H,N,K,V]
     if initial_state is not None:
         G_before = G_end.cumsum(-2) - G_end                       # log-decay of chunks < n
         S_in = S_in + G_before.exp().unsqueeze(-1) * initial_state.unsqueeze(2)

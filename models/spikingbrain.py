@@ -78,15 +78,15 @@ class SpikingBrainConfig(ModelConfig):
 PRESETS = {
     "tiny": {},
     "small": dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=2,
-                  intermediate_size=1408, sliding_window=512, chunk_size=32),
+                  intermediate_size=1408, sliding_window=512),
     # A ~1B shape in the same family (the paper's 1B model is not released; this is our choice).
     "1b": dict(vocab_size=151936, hidden_size=2048, num_hidden_layers=16, num_attention_heads=16,
-               num_key_value_heads=4, intermediate_size=5632, sliding_window=4096, chunk_size=64,
+               num_key_value_heads=4, intermediate_size=5632, sliding_window=4096,
                max_position_embeddings=131072, tie_word_embeddings=True,
                bos_token_id=151643, eos_token_id=151643, pad_token_id=151643),
     # SpikingBrain-7B (W8ASpike/config.json, reference §1.4).
     "7b": dict(vocab_size=152064, hidden_size=3584, num_hidden_layers=28, num_attention_heads=28,
-               num_key_value_heads=4, intermediate_size=18944, sliding_window=4096, chunk_size=64,
+               num_key_value_heads=4, intermediate_size=18944, sliding_window=4096,
                max_position_embeddings=131072, bos_token_id=151643, eos_token_id=151643,
                pad_token_id=151643),
 }

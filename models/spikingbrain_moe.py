@@ -102,11 +102,11 @@ PRESETS = {
     "small": dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=2,
                   intermediate_size=1408, moe_intermediate_size=704, shared_expert_intermediate_size=704,
                   num_experts=8, num_experts_per_tok=2, dense_layers=[0], full_attn_layers=[6],
-                  sliding_window=512, chunk_size=32),
+                  sliding_window=512),
     "1b": dict(vocab_size=151936, hidden_size=1024, num_hidden_layers=16, num_attention_heads=16,
-               num_key_value_heads=4, intermediate_size=2816, moe_intermediate_size=2816,
-               shared_expert_intermediate_size=2816, num_experts=8, num_experts_per_tok=1,
-               dense_layers=[0, 1], sliding_window=4096, chunk_size=64, max_position_embeddings=131072,
+               num_key_value_heads=4, intermediate_size=2816, moe_intermediate_size=2048,
+               shared_expert_intermediate_size=2048, num_experts=8, num_experts_per_tok=1,
+               dense_layers=[0, 1], sliding_window=4096, max_position_embeddings=131072,
                tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151643, pad_token_id=151643),
     # SpikingBrain-76B-A12B (reference §2): 28 layers of Qwen2.5-7B width; full attention at
     # 1-based layers 7/14/21/28; dense FFN at 1-based 1,2,3,5,7,9,11; 16 experts, top-1, + 1 shared,
@@ -115,7 +115,7 @@ PRESETS = {
                 num_key_value_heads=4, intermediate_size=18944, moe_intermediate_size=18944,
                 shared_expert_intermediate_size=18944, num_experts=16, num_experts_per_tok=1,
                 dense_layers=[0, 1, 2, 4, 6, 8, 10], full_attn_layers=[6, 13, 20, 27],
-                sliding_window=4096, chunk_size=64, max_position_embeddings=131072,
+                sliding_window=4096, max_position_embeddings=131072,
                 bos_token_id=151643, eos_token_id=151643, pad_token_id=151643),
 }
 
