@@ -36,8 +36,12 @@ def format_stats(graph: Graph, top: int = 40) -> str:
     lines = [f"graph @{graph.name}: {len(graph.inputs)} inputs, {n_nodes} nodes "
              f"({len(counts)} distinct ops), {len(graph.outputs)} outputs"]
     if graph.symbols:
-        syms = ", ".join(f"{k} in [{lo}, {'?' if hi is None else hi}]" for k, (lo, hi) in graph.symbols.items())
-        lines.append(f"symbols: {syms}")
+        shown = [f"{k} in [{lo}, {'?' if hi is None else hi}]" for k, (lo, hi) in graph.symbols.items()
+                 if not k.startswith("u")]
+        data_dependent = sum(1 for k in graph.symbols if k.startswith("u"))
+        if data_dependent:
+            shown.append(f"{data_dependent} data-dependent size(s) u0..u{data_dependent - 1}")
+        lines.append(f"symbols: {', '.join(shown)}")
     lines.append(f"constants: {counts.get('constant', 0)} tensors, {human(numel)} elements, {human(nbytes, 'B')}")
     lines.append("op counts:")
     width = max((len(k) for k in counts), default=0)
