@@ -4,3 +4,6 @@ from .registry import register_pipeline
 
 register_pipeline("default", "canonicalize,cse,fold-constants,dce,propagate-shapes",
                   "the standard clean-up: canonicalize, cse, constant folding, dce, shape propagation")
+from . import fuse_attention, la_quadratic  # noqa: F401,E402  (attention fusion, quadratic linear attention)
+from . import reroll_loops  # noqa: F401,E402
+from . import fuse_linear_attention  # noqa: F401,E402
