@@ -419,8 +419,11 @@ def _final_used(graph: Graph, scan: Node) -> bool:
 
 
 @register("fuse-linear-attention")
-def fuse_linear_attention(graph: Graph, *, reroll_loops: bool = True) -> None:
-    """Replace linear-attention recurrences (scans, unrolled loops) by one linear_attention node each."""
+def fuse_linear_attention(graph: Graph, *, reroll_loops: bool = True, quadratic: bool = True) -> None:
+    """Replace linear-attention computations (unrolled loops, scans, quadratic masked forms) by linear_attention."""
+    if quadratic:
+        from .la_quadratic import fuse_quadratic_linear_attention
+        stat("fused-quadratic", fuse_quadratic_linear_attention(graph))
     if reroll_loops:
         reroll(graph, accept=lambda plan: match_scan(plan.scan) is not None)
     fused = 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -47,6 +48,19 @@ def _run_pipeline(g, args):
     if args.timing:
         print(pm.report(), file=sys.stderr)
     return out, before
+
+
+def _parse_overrides(items: list[str] | None) -> dict:
+    out = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"error: --config expects KEY=VALUE (e.g. attn_mode=naive), got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value          # a bare string such as naive
+    return out
 
 
 def cmd_passes(args) -> int:
@@ -98,7 +112,7 @@ def cmd_inspect(args) -> int:
     from spikec.stats import format_stats, human
     meta = args.meta or any(args.model.endswith(":" + p) for p in ("1b", "7b", "76b"))
     loaded = load(args.model, seq_len=args.seq_len, batch=args.batch,
-                  dynamic=_parse_dynamic(args.dynamic), meta=meta)
+                  dynamic=_parse_dynamic(args.dynamic), meta=meta, overrides=_parse_overrides(args.config))
     g = loaded.graph
     if args.verify:
         ir.verify(g)
@@ -187,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--batch", type=int, default=1, help="batch size of the example input (default 1)")
     ins.add_argument("--dynamic", action="append", metavar="NAME=LO:HI",
                      help="keep the sequence axis symbolic, e.g. T=2:4096 (repeatable)")
+    ins.add_argument("--config", action="append", metavar="KEY=VALUE",
+                     help="override a zoo model's config field, e.g. attn_mode=naive (repeatable)")
     ins.add_argument("--meta", action="store_true",
                      help="build the model on the meta device (no weights; automatic for 1b/7b/76b presets)")
     ins.add_argument("--no-verify", dest="verify", action="store_false", help="skip the IR verifier")

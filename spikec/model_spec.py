@@ -25,7 +25,7 @@ class Loaded:
     description: str = ""
 
 
-def _zoo(name: str, preset: str, seq_len: int, batch: int, dynamic, meta: bool) -> Loaded:
+def _zoo(name: str, preset: str, seq_len: int, batch: int, dynamic, meta: bool, overrides: dict) -> Loaded:
     try:
         from spikec import models
     except ImportError as e:
@@ -33,9 +33,9 @@ def _zoo(name: str, preset: str, seq_len: int, batch: int, dynamic, meta: bool) 
     if name not in models.names():
         raise FrontendError(f"unknown zoo model {name!r}; known: {', '.join(models.names())}")
     with torch.device("meta") if meta else _nullctx():
-        model = models.create(name, preset)
+        model = models.create(name, preset, **overrides)
     model.eval()
-    vocab = models.config(name, preset).vocab_size
+    vocab = models.config(name, preset, **overrides).vocab_size
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, vocab, (batch, seq_len), generator=g)
     if meta:
@@ -74,7 +74,11 @@ def _factory(path: str, fn: str, seq_len: int, batch: int, dynamic) -> Loaded:
 
 
 def load(spec: str, *, seq_len: int = 16, batch: int = 1, dynamic: dict | None = None,
-         meta: bool = False) -> Loaded:
+         meta: bool = False, overrides: dict | None = None) -> Loaded:
+    """`overrides` are config fields for a zoo model (e.g. {"attn_mode": "naive"})."""
+    overrides = overrides or {}
+    if overrides and (spec.endswith(".onnx") or ".py:" in spec):
+        raise FrontendError("config overrides apply to zoo models only")
     if spec.endswith(".onnx"):
         from spikec.frontend import from_onnx
         return Loaded(from_onnx(spec), description=spec)
@@ -82,7 +86,7 @@ def load(spec: str, *, seq_len: int = 16, batch: int = 1, dynamic: dict | None =
         left, right = spec.rsplit(":", 1)
         if left.endswith(".py"):
             return _factory(left, right, seq_len, batch, dynamic)
-        return _zoo(left, right, seq_len, batch, dynamic, meta)
+        return _zoo(left, right, seq_len, batch, dynamic, meta, overrides)
     if spec.endswith(".py"):
         raise FrontendError(f"{spec}: name the factory too, as {spec}:make_model")
-    return _zoo(spec, "tiny", seq_len, batch, dynamic, meta)
+    return _zoo(spec, "tiny", seq_len, batch, dynamic, meta, overrides)
