@@ -146,40 +146,10 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Trace the default tiny model, print its IR stats, interpret it and compare with eager."""
-    import torch
-    from spikec import ir
-    from spikec.model_spec import load
-    from spikec.stats import format_stats
-
-    def step(msg):
-        print(f"[{time.perf_counter() - t0:6.2f}s] {msg}", flush=True)
-
-    t0 = time.perf_counter()
-    step(f"tracing {args.model} with torch.export (T symbolic in [2, 4096])")
-    loaded = load(args.model, seq_len=args.seq_len, batch=1, dynamic={"T": (2, 4096)})
-    g = loaded.graph
-    step("verifying the IR (SSA, attributes, inferred types)")
-    ir.verify(g)
-    step("IR statistics:")
-    print(format_stats(g, top=12))
-    roundtrip = ir.structural_diff(g, ir.parse(str(g), constants=g.constants))
-    step(f"text round trip: {'equal' if roundtrip is None else roundtrip}")
-    worst = 0.0
-    vocab = loaded.inputs[0].max().item() + 1
-    for T in (args.seq_len, args.seq_len * 2 + 3):
-        ids = torch.randint(0, int(vocab), (1, T), generator=torch.Generator().manual_seed(T))
-        with torch.no_grad():
-            want = loaded.model(ids)
-        want = want[0] if isinstance(want, tuple) else want
-        got = ir.interpret(g, ids)
-        got = got[0] if isinstance(got, tuple) else got
-        err = (got - want).abs().max().item()
-        worst = max(worst, err)
-        step(f"interpret vs eager at T={T}: max |diff| = {err:.3e} over {tuple(got.shape)}")
-    ok = worst <= 1e-4 and roundtrip is None
-    step("OK: the interpreter reproduces the eager model" if ok else "MISMATCH")
-    return 0 if ok else 1
+    """Trace the default tiny model, verify it, run the fusion passes, and check the traced
+    and fused graphs (and the Python-loop version of the model) against eager PyTorch."""
+    from spikec.demo import run_demo
+    return 0 if run_demo(args.model, args.seq_len, args.pipeline) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="trace the default tiny model, interpret it and compare with eager",
                           description=cmd_demo.__doc__)
     demo.add_argument("--model", default="spikingbrain:tiny", help="zoo model to use (default spikingbrain:tiny)")
-    demo.add_argument("--seq-len", type=int, default=16, help="sequence length (default 16)")
+    demo.add_argument("--seq-len", type=int, default=40, help="sequence length (default 40)")
+    demo.add_argument("--pipeline", default="default,fuse-linear-attention,fuse-attention",
+                      help="passes to run on the traced graph")
     demo.set_defaults(func=cmd_demo)
     return p
 

@@ -45,3 +45,10 @@ def test_errors_are_one_clear_line(argv, message):
     r = spikec(*argv)
     assert r.returncode != 0
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_demo_runs_the_main_job():
+    r = spikec("demo")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "OK: every graph reproduces the eager model" in r.stdout
+    assert "'linear_attention': 2" in r.stdout and "'sliding_window_attention': 2" in r.stdout
