@@ -115,13 +115,24 @@ class ResidualBlock(nn.Module):
 
 
 class DecoderLM(CausalLM):
-    """embed -> blocks -> final norm -> lm_head, with the prefill / step drivers."""
+    """embed -> blocks -> final norm -> lm_head, with the prefill / step drivers.
+
+    The HF layout `self.model.{<embedding_attr>, layers, norm}` + `self.lm_head` is
+    the default; `embedding_attr` names the embedding (release names differ)."""
+
+    embedding_attr = "embeddings"
+
+    def input_embeddings(self) -> nn.Embedding:
+        return getattr(self.model, self.embedding_attr)
+
+    def output_embeddings(self) -> nn.Linear:
+        return self.lm_head
 
     def decoder_layers(self) -> nn.ModuleList:
-        raise NotImplementedError
+        return self.model.layers
 
     def final_norm(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self.model.norm(x)
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.input_embeddings()(input_ids)

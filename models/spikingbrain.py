@@ -130,15 +130,3 @@ class SpikingBrainForCausalLM(DecoderLM):
         self.model = HybridModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.init_weights()
-
-    def input_embeddings(self):
-        return self.model.embeddings
-
-    def output_embeddings(self):
-        return self.lm_head
-
-    def decoder_layers(self):
-        return self.model.layers
-
-    def final_norm(self, x):
-        return self.model.norm(x)

@@ -228,18 +228,6 @@ class SpikingBrainMoEForCausalLM(DecoderLM):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.init_weights()
 
-    def input_embeddings(self):
-        return self.model.embeddings
-
-    def output_embeddings(self):
-        return self.lm_head
-
-    def decoder_layers(self):
-        return self.model.layers
-
-    def final_norm(self, x):
-        return self.model.norm(x)
-
     def forward(self, input_ids: torch.Tensor, return_aux_loss: bool = False):
         """Logits [B, T, V]; with ``return_aux_loss`` also the load-balancing loss
         (mean over MoE layers, times ``router_aux_loss_coef``)."""

@@ -101,21 +101,10 @@ class Qwen2Model(nn.Module):
 
 class TransformerForCausalLM(DecoderLM):
     config_class = TransformerConfig
+    embedding_attr = "embed_tokens"     # Qwen2's name
 
     def __init__(self, config: TransformerConfig):
         super().__init__(config)
         self.model = Qwen2Model(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.init_weights()
-
-    def input_embeddings(self):
-        return self.model.embed_tokens
-
-    def output_embeddings(self):
-        return self.lm_head
-
-    def decoder_layers(self):
-        return self.model.layers
-
-    def final_norm(self, x):
-        return self.model.norm(x)
