@@ -10,7 +10,7 @@ import torch
 from .errors import InterpretError, SpikecError
 from .graph import Graph, Node, Value
 from .ops_structured import RunContext
-from .types import ScalarType, TensorType, dtype_name
+from .types import ScalarType, dtype_name
 
 
 class _Env:

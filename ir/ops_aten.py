@@ -144,7 +144,6 @@ def aten_opdef(name: str, overload_names: tuple[str, ...]) -> OpDef:
         for pname, p in alt.items():
             if pname not in params:
                 params[pname] = Param(pname, p.kind, None if p.required else p.default, True)
-    doc = (packet.__doc__ or "").strip().splitlines()
     return OpDef(
         name=name, params=list(params.values()),
         impl=lambda _packet=packet, **kw: _packet(**kw),

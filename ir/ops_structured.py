@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .errors import InterpretError, IRError
-from .registry import OpDef, Param, REQUIRED, register_op, _REGISTRY
-from .types import ScalarType, TensorType
+from .errors import InterpretError
+from .registry import OpDef, Param, register_op, _REGISTRY
+from .types import TensorType
 
 
 class RunContext:

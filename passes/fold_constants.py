@@ -2,7 +2,6 @@
 import torch
 
 from spikec.ir import Graph, TensorType, Value
-from spikec.ir.graph import iter_values
 
 from .manager import stat
 from .registry import register
@@ -56,5 +55,3 @@ def _sub(a, known):
         return [_sub(x, known) for x in a]
     return a
 
-
-_ = iter_values

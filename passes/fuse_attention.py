@@ -25,7 +25,7 @@ from .manager import stat
 from .mask_analysis import (UNKNOWN, MaskEvaluator, MaskInfo, classify_allowed, concrete_dim, dropped_values,
                             is_neg_inf_like, merge)
 from .registry import register
-from .rewrite import Builder, dead_code_elimination
+from .rewrite import Builder, dead_code_elimination, per_head, try_replace
 
 CASTS = ("_to_copy", "to")
 SOFTMAX = ("softmax", "_softmax", "_safe_softmax")
@@ -340,20 +340,8 @@ def classify_terms(ev: MaskEvaluator, terms: list[MaskTerm], dims) -> MaskInfo:
 # -- the rewrite -------------------------------------------------------------------
 def _build(graph: Graph, anchor, op: str, q: Value, k: Value, v: Value, attrs: dict, rank: int) -> bool:
     """Insert the fused op before `anchor` and redirect its result; undo on a type mismatch."""
-    before = {id(n) for n in graph.nodes}
-    b = Builder(graph, anchor)
-    if rank == 3:      # [N, T, D] -> one head per batch row
-        q, k, v = (b.op("unsqueeze", {"self": x, "dim": 1}) for x in (q, k, v))
-    out = b.op(op, {"q": q, "k": k, "v": v, **attrs})
-    if rank == 3:
-        out = b.op("squeeze", {"self": out, "dim": [1]})
-    if out.type != anchor.outputs[0].type:
-        graph.nodes = [n for n in graph.nodes if id(n) in before]
-        return False
-    graph.replace_all_uses(anchor.outputs[0], out)
-    graph.nodes.remove(anchor)
-    anchor.graph = None
-    return True
+    return try_replace(graph, anchor, lambda b: per_head(
+        b, rank, (q, k, v), lambda b, q, k, v: b.op(op, {"q": q, "k": k, "v": v, **attrs})))
 
 
 def _fuse_softmax(graph: Graph, ev: MaskEvaluator, node) -> bool:

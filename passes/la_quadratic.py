@@ -25,7 +25,7 @@ from .manager import stat
 from .mask_analysis import (MAX_SAMPLE_DECAY, UNKNOWN, MaskEvaluator, MaskInfo, classify_decay, concrete_dim,
                             dropped_values, is_neg_inf_like, merge)
 from .registry import register
-from .rewrite import Builder, dead_code_elimination
+from .rewrite import Builder, dead_code_elimination, per_head, try_replace
 
 
 @dataclass
@@ -178,22 +178,10 @@ def _fuse(graph: Graph, ev: MaskEvaluator, node) -> bool:
         if log_gamma.numel() not in (1, lead[-2]):
             return False
         gate = _expand(b, _constant(graph, node, log_gamma.reshape(shape)), list(lead))
-    before = {id(n) for n in graph.nodes}
-    if rank == 3:
-        q, k, vv = (b.op("unsqueeze", {"self": x, "dim": 1}) for x in (q, k, vv))
-        gate = b.op("unsqueeze", {"self": gate, "dim": 1}) if gate is not None else None
-    out = b.op("linear_attention", {"q": q, "k": k, "v": vv, "gate": gate,
-                                    "gate_kind": "none" if gate is None else "scalar",
-                                    "scale": float(scale * qk.scale)})
-    if rank == 3:
-        out = b.op("squeeze", {"self": out, "dim": [1]})
-    if out.type != node.outputs[0].type:
-        graph.nodes = [n for n in graph.nodes if id(n) in before]
-        return False
-    graph.replace_all_uses(node.outputs[0], out)
-    graph.nodes.remove(node)
-    node.graph = None
-    return True
+    attrs = {"gate_kind": "none" if gate is None else "scalar", "scale": float(scale * qk.scale)}
+    return try_replace(graph, node, lambda b: per_head(
+        b, rank, (q, k, vv, gate),
+        lambda b, q, k, v, g: b.op("linear_attention", {"q": q, "k": k, "v": v, "gate": g, **attrs})))
 
 
 def _constant(graph: Graph, anchor, t: torch.Tensor) -> Value:

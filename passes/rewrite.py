@@ -136,6 +136,28 @@ def replace_node(graph: Graph, node: Node, new: Value | list[Value]) -> None:
             graph.replace_all_uses(old, nv)
 
 
+def try_replace(graph: Graph, anchor: Node, build: Callable[[Builder], Value]) -> bool:
+    """Build a replacement for `anchor`'s single result in front of it; keep it only
+    when its type is the result's type, else remove what was built. True if replaced."""
+    before = {id(n) for n in graph.nodes}
+    new = build(Builder(graph, anchor))
+    if new is None or new.type != anchor.outputs[0].type:
+        graph.nodes = [n for n in graph.nodes if id(n) in before]
+        return False
+    graph.replace_all_uses(anchor.outputs[0], new)
+    graph.nodes.remove(anchor)
+    anchor.graph = None
+    return True
+
+
+def per_head(b: Builder, rank: int, tensors, fn):
+    """Run `fn(b, *tensors)` head-first: rank-3 [N, T, D] operands get a head axis and lose it after."""
+    if rank == 3:
+        tensors = [None if t is None else b.op("unsqueeze", {"self": t, "dim": 1}) for t in tensors]
+    out = fn(b, *tensors)
+    return b.op("squeeze", {"self": out, "dim": [1]}) if rank == 3 else out
+
+
 def dead_code_elimination(graph: Graph) -> int:
     """Remove nodes none of whose results is used. Returns how many were removed."""
     live = {id(v) for v in graph.outputs}
@@ -205,5 +227,5 @@ def uses_inside(m: Match, value: Value, graph: Graph) -> bool:
     return all(id(n) in inside for n in graph.nodes if any(v is value for v in n.inputs)) and value not in graph.outputs
 
 
-__all__ = ["Pat", "Var", "Match", "Rewrite", "Builder", "match", "apply_patterns", "replace_node",
+__all__ = ["Pat", "Var", "Match", "Rewrite", "Builder", "match", "apply_patterns", "replace_node", "try_replace", "per_head",
            "dead_code_elimination", "uses_inside", "iter_values"]

@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 EPILOG = """MODEL is a zoo name (spikingbrain:tiny), a Python factory (file.py:make returning
 (module, example_inputs)) or an .onnx file. Errors print one message; --verbose shows the traceback."""
