@@ -110,6 +110,9 @@ def export(model: torch.nn.Module, example_inputs: tuple, dynamic: dict | None =
             # torch's own pytree deprecation notices; nothing a user can act on.
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|copyreg)")
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+            # torch's scan/cond tracing caches compiled bodies with guards from earlier
+            # traces (e.g. `2*T != 16`); a stale cache entry fails a later export.
+            torch._dynamo.reset()
             ep = torch.export.export(model, tuple(example_inputs), dynamic_shapes=dyn, strict=strict)
             return ep.run_decompositions(decomposition_table())
     except Exception as e:

@@ -128,3 +128,13 @@ def test_unsupported_op_names_op_and_source_line():
 def test_bad_dynamic_spec_is_explained():
     with pytest.raises(FrontendError, match="must be \\(lo, hi\\)"):
         from_torch(M.make("rmsnorm"), (M.example_input(),), dynamic={"T": 5})
+
+
+def test_second_trace_of_a_scan_model_is_not_poisoned_by_the_first():
+    # torch caches traced scan bodies with guards; a static trace at T=8 once made a
+    # later dynamic trace fail with `2*T != 16`.
+    m = M.make("gla_scan")
+    from_torch(m, (M.example_input(T=8),))
+    g = from_torch(m, (M.example_input(T=6),), dynamic={"T": (2, 64)})
+    x = M.example_input(T=11)
+    assert (ir.interpret(g, x) - m(x)).abs().max().item() <= TOL
