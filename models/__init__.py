@@ -18,6 +18,7 @@ from . import spikegpt, spikingbrain, spikingbrain_moe, transformer
 from .base import CausalLM
 from .checkpoint import CheckpointError
 from .config_base import ConfigError, ModelConfig, read_model_type
+from .convert import convert_to_hybrid
 from .corpus import build_corpus, random_batch
 from .stats import param_counts
 from .tokenizer import ByteTokenizer, HFTokenizer, load_tokenizer
@@ -101,5 +102,5 @@ __all__ = [
     "names", "presets", "config", "create", "from_config", "from_pretrained", "model_class", "parse_spec",
     "param_counts", "train_eager", "evaluate", "TrainResult", "build_corpus", "random_batch",
     "ByteTokenizer", "HFTokenizer", "load_tokenizer", "CausalLM", "ModelConfig", "ConfigError",
-    "CheckpointError",
+    "CheckpointError", "convert_to_hybrid",
 ]

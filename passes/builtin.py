@@ -7,3 +7,4 @@ register_pipeline("default", "canonicalize,cse,fold-constants,dce,propagate-shap
 from . import fuse_attention, la_quadratic  # noqa: F401,E402  (attention fusion, quadratic linear attention)
 from . import reroll_loops  # noqa: F401,E402
 from . import fuse_linear_attention  # noqa: F401,E402
+from . import convert_attention  # noqa: F401,E402  (SpikingBrain conversion: attention -> GLA / SWA)
