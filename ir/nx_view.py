@@ -42,3 +42,21 @@ def immediate_dominators(graph: Graph) -> dict:
         if n != "entry" and g.in_degree(n) == 0:
             g.add_edge("entry", n)   # constants and other source nodes
     return nx.immediate_dominators(g, "entry")
+
+
+def find_subgraphs(graph: Graph, pattern: Graph) -> list[dict]:
+    """Occurrences of `pattern`'s nodes inside `graph`, matched by op and data-flow
+    edges (networkx's subgraph isomorphism on the views). Each match maps a pattern
+    Node to a graph Node; pattern inputs and outputs are free (any producer/consumer)."""
+    from networkx.algorithms import isomorphism
+
+    def ops_only(g: Graph) -> nx.DiGraph:
+        v = to_networkx(g)
+        v.remove_nodes_from([n for n in list(v.nodes) if isinstance(n, tuple)])
+        return v
+
+    big, small = ops_only(graph), ops_only(pattern)
+    matcher = isomorphism.DiGraphMatcher(big, small, node_match=lambda a, b: a["op"] == b["op"])
+    # The matcher is subgraph-*monomorphic* on edges we ask for: every pattern edge must
+    # exist in the graph; extra graph edges (other uses) are allowed.
+    return [{p: g for g, p in m.items()} for m in matcher.subgraph_monomorphisms_iter()]

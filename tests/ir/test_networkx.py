@@ -28,3 +28,27 @@ def test_topological_order_and_dominators():
     cat = next(n for n in g.nodes if n.op == "cat")
     linear = next(n for n in g.nodes if n.op == "linear")
     assert idom[cat] is linear        # every path to cat passes through linear
+
+
+def test_subgraph_matching_finds_every_occurrence():
+    import torch
+    from spikec.ir import TensorType
+    from spikec.ir.nx_view import find_subgraphs
+
+    t = TensorType((4,), "f32")
+    g = ir.Graph("g")
+    x = g.add_input(t, "x")
+    a = g.add_node("exp", {"self": x}, [t]).output
+    b = g.add_node("neg", {"self": a}, [t]).output            # exp -> neg  (1)
+    c = g.add_node("exp", {"self": b}, [t]).output
+    d = g.add_node("neg", {"self": c}, [t]).output            # exp -> neg  (2)
+    e = g.add_node("neg", {"self": x}, [t]).output            # a lone neg: no match
+    g.set_outputs([g.add_node("add", {"self": d, "other": e}, [t]).output])
+    p = ir.Graph("pattern")
+    px = p.add_input(t, "x")
+    p.set_outputs([p.add_node("neg", {"self": p.add_node("exp", {"self": px}, [t]).output}, [t]).output])
+    matches = find_subgraphs(g, p)
+    assert len(matches) == 2
+    found = sorted((m[p.nodes[0]].outputs[0].name, m[p.nodes[1]].outputs[0].name) for m in matches)
+    assert found == sorted([(a.name, b.name), (c.name, d.name)])
+    torch.testing.assert_close(ir.interpret(g, torch.zeros(4)), torch.full((4,), -torch.e ** -1))   # -exp(-1) + -0
