@@ -34,6 +34,13 @@ class ModelConfig:
     # Extra keys this model accepts and ignores (e.g. release-specific fields).
     ignored_keys: ClassVar[frozenset] = frozenset()
 
+    # Fields every model shares (defaults fit the byte tokenizer: 256 = eos, 257 = pad).
+    tie_word_embeddings: bool = False
+    initializer_range: float = 0.02
+    bos_token_id: int | None = None
+    eos_token_id: int | None = 256
+    pad_token_id: int | None = 257
+
     def __post_init__(self) -> None:
         self.validate()
 

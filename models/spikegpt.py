@@ -34,11 +34,6 @@ class SpikeGPTConfig(ModelConfig):
     lif_v_reset: float = 0.0
     surrogate_alpha: float = 2.0
     binary_embedding: bool = True
-    tie_word_embeddings: bool = False
-    initializer_range: float = 0.02
-    bos_token_id: int | None = None
-    eos_token_id: int | None = 256
-    pad_token_id: int | None = 257
 
     def validate(self) -> None:
         if self.attention_hidden_size is None:

@@ -48,11 +48,6 @@ class SpikingBrainConfig(ModelConfig):
     gate_logit_normalizer: float = 16.0
     feature_map: str = "relu"
     attention_bias: bool = True
-    tie_word_embeddings: bool = False
-    initializer_range: float = 0.02
-    bos_token_id: int | None = None
-    eos_token_id: int | None = 256
-    pad_token_id: int | None = 257
 
     def validate(self) -> None:
         if self.attn_layers is None:

@@ -63,11 +63,6 @@ class SpikingBrainMoEConfig(ModelConfig):
     rope_theta: float = 1e6
     norm_eps: float = 1e-6
     attention_bias: bool = True
-    tie_word_embeddings: bool = False
-    initializer_range: float = 0.02
-    bos_token_id: int | None = None
-    eos_token_id: int | None = 256
-    pad_token_id: int | None = 257
 
     def validate(self) -> None:
         L = self.num_hidden_layers

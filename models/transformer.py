@@ -37,11 +37,6 @@ class TransformerConfig(ModelConfig):
     use_sliding_window: bool = False
     sliding_window: int | None = None
     max_window_layers: int = 0
-    tie_word_embeddings: bool = False
-    initializer_range: float = 0.02
-    bos_token_id: int | None = None
-    eos_token_id: int | None = 256
-    pad_token_id: int | None = 257
 
     def validate(self) -> None:
         if self.head_dim is None:
