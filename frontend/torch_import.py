@@ -54,7 +54,8 @@ def decomposition_table():
 
 def _dynamic_shapes(example_inputs, dynamic: dict | None):
     """`{"T": (lo, hi)}` marks axis 1 of every input of rank >= 2 (the sequence
-    axis); `{"T": (lo, hi, {input_index: axis})}` names the axes explicitly."""
+    axis); `{"T": (lo, hi, {input_index: axis})}` names the axes explicitly;
+    `(None, None, ...)` leaves the range to torch (Dim.AUTO)."""
     if not dynamic:
         return None, {}
     specs: list[dict] = [{} for _ in example_inputs]
@@ -68,7 +69,9 @@ def _dynamic_shapes(example_inputs, dynamic: dict | None):
         if not axes:
             raise FrontendError(f"dynamic dim {name!r}: no input has a sequence axis (axis 1 of a rank>=2 tensor)",
                                 hint="give the axes explicitly: {name: (lo, hi, {input_index: axis})}")
-        dim = torch.export.Dim(name, min=lo, max=hi)
+        # (None, None): let torch choose (Dim.AUTO). Its solver rejects some true guards on
+        # named dims (e.g. Min(a*P, b*P) == a*P from stride checks); AUTO keeps them symbolic.
+        dim = torch.export.Dim.AUTO if lo is None and hi is None else torch.export.Dim(name, min=lo, max=hi)
         for i, axis in axes.items():
             if i >= len(example_inputs) or not isinstance(example_inputs[i], torch.Tensor):
                 raise FrontendError(f"dynamic dim {name!r} names input {i}, which is not a tensor input")
@@ -126,6 +129,14 @@ def export(model: torch.nn.Module, example_inputs: tuple, dynamic: dict | None =
                             where=where, hint=hint) from e
 
 
+def _finite_int(bound, default):
+    # torch's range bounds may be sympy.oo or its own int_oo, whose is_finite is not False.
+    try:
+        return int(bound) if bound.is_number and abs(float(bound)) < 2 ** 62 else default
+    except (TypeError, ValueError, AttributeError):
+        return default
+
+
 class _Importer:
     def __init__(self, ep: torch.export.ExportedProgram, named: dict[tuple[int, int], str]):
         self.ep = ep
@@ -157,8 +168,8 @@ class _Importer:
         if ours.name not in self.symbols:
             lo, hi = 0, None
             if vr is not None:
-                lo = int(vr.lower) if vr.lower.is_finite else 0
-                hi = int(vr.upper) if vr.upper.is_finite else None
+                lo = _finite_int(vr.lower, 0)
+                hi = _finite_int(vr.upper, None)
             self.symbols[ours.name] = (lo, hi)
         return ours
 

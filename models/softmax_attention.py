@@ -18,8 +18,9 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     """[B, Hkv, T, D] -> [B, Hkv * n_rep, T, D] (each KV head serves n_rep query heads)."""
     if n_rep == 1:
         return x
-    B, Hkv, T, D = x.shape
-    return x[:, :, None].expand(B, Hkv, n_rep, T, D).reshape(B, Hkv * n_rep, T, D)
+    # repeat_interleave rather than expand+reshape: the reshape's stride guards
+    # (min(a*P, b*P) == a*P) defeat torch.export's solver for a growing cache length P.
+    return x.repeat_interleave(n_rep, dim=1)
 
 
 def causal_mask(T: int, window: int | None, device=None) -> torch.Tensor:
@@ -47,11 +48,15 @@ def sliding_window_attention(q, k, v, window: int | None, scale: float) -> torch
 
 
 def ring_from_sequence(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Place the last ``window`` positions of x [B, H, T, D] at their ring slots (pos % window)."""
-    B, H, T, D = x.shape
-    n = min(T, window)
-    slots = torch.arange(T - n, T, device=x.device) % window
-    return x.new_zeros(B, H, window, D).index_copy(2, slots, x[:, :, T - n:])
+    """Place the last ``window`` positions of x [B, H, T, D] at their ring slots (pos % window).
+
+    Written without branching on T (left zero-padding by ``window``), so the prefill
+    traces with a symbolic length: the padded positions T-window..-1 fill exactly the
+    slots that no real position reaches when T < window, with zeros."""
+    T = x.shape[2]
+    padded = torch.nn.functional.pad(x, (0, 0, window, 0))
+    slots = torch.arange(T - window, T, device=x.device) % window
+    return torch.zeros_like(padded[:, :, :window]).index_copy(2, slots, padded[:, :, T:])
 
 
 def ring_attention_step(q_t, k_t, v_t, k_ring, v_ring, pos: torch.Tensor, scale: float):

@@ -8,6 +8,7 @@
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from spikec import frontend, ir
+from spikec.api import compile, load
 from spikec.ir import SpikecError
 
 try:
@@ -15,4 +16,4 @@ try:
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0+local"
 
-__all__ = ["ir", "frontend", "SpikecError", "__version__"]
+__all__ = ["compile", "load", "ir", "frontend", "SpikecError", "__version__"]

@@ -1,0 +1,29 @@
+"""Choosing the next token from logits: greedy, temperature, top-k, top-p."""
+from __future__ import annotations
+
+import torch
+
+
+def filter_top_k_top_p(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """logits [B, V] with everything outside the top-k and the nucleus set to -inf."""
+    if top_k:
+        k = min(int(top_k), logits.shape[-1])
+        kth = logits.topk(k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        vals, order = logits.sort(dim=-1, descending=True)
+        probs = vals.softmax(-1)
+        # keep a token while the mass strictly before it is below top_p (the best one always stays)
+        remove_sorted = (probs.cumsum(-1) - probs) >= top_p
+        remove = torch.empty_like(remove_sorted).scatter_(-1, order, remove_sorted)
+        logits = logits.masked_fill(remove, float("-inf"))
+    return logits
+
+
+def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """logits [B, V] -> ids [B]. temperature 0 is greedy."""
+    if temperature is None or temperature <= 0:
+        return logits.argmax(-1)
+    logits = filter_top_k_top_p(logits.float() / temperature, top_k, top_p)
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)

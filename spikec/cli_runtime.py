@@ -1,0 +1,230 @@
+"""CLI commands around compiled artifacts: `compile`, `run`, `train`, `targets`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+EXAMPLES = """examples:
+  spikec compile spikingbrain:tiny --target torch -o out/sb.spk
+  spikec compile ckpt/ --target cpu --pipeline default,fuse-linear-attention,fuse-attention -o out/sb.spk
+  spikec run out/sb.spk --prompt "def main(" --max-new-tokens 64
+  spikec train spikingbrain:tiny --data file1.py file2.txt --steps 300 --ckpt-dir runs/1
+"""
+
+
+def _zoo_model(spec: str, overrides: dict, checkpoint: str | None = None):
+    """(model, tokenizer) from a zoo spec `name:preset` or a saved checkpoint directory."""
+    import spikec.models as zoo
+    from spikec.ir import FrontendError
+    if os.path.isdir(spec):
+        try:
+            model = zoo.from_pretrained(spec)
+        except (zoo.ConfigError, zoo.CheckpointError, OSError) as e:
+            raise FrontendError(f"cannot load the checkpoint {spec}: {e}") from e
+        return model.eval(), zoo.load_tokenizer(spec)
+    name, _, preset = spec.partition(":")
+    if name not in zoo.names():
+        raise FrontendError(f"unknown model {spec!r}: give a zoo name ({', '.join(zoo.names())}) "
+                            f"with an optional :preset, or a checkpoint directory")
+    try:
+        model = zoo.create(name, preset or "tiny", **overrides)
+    except zoo.ConfigError as e:
+        raise FrontendError(f"bad config for {spec}: {e}") from e
+    return model.eval(), zoo.ByteTokenizer()
+
+
+def _tokenizer_files(tok) -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as d:
+        tok.save(d)
+        out = {}
+        for n in os.listdir(d):
+            with open(os.path.join(d, n), "rb") as f:
+                out[f"tokenizer/{n}"] = f.read()
+        return out
+
+
+def compile_zoo(spec: str, target: str, pipeline: str, overrides: dict | None = None, progress: bool = True,
+                max_len: int = 65536):
+    """Compile a zoo model / checkpoint into an Artifact with its tokenizer attached."""
+    import spikec
+    model, tok = _zoo_model(spec, overrides or {})
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=6, desc="compile", unit="stage", dynamic_ncols=True, file=sys.stderr)
+
+    def stage(msg: str) -> None:
+        if bar is not None:
+            bar.set_description(msg[:60])
+            bar.update(1)
+    art = spikec.compile(model, target=target, pipeline=pipeline, progress=stage, max_len=max_len)
+    if bar is not None:
+        bar.close()
+    art.extra_files.update(_tokenizer_files(tok))
+    art.meta["source"] = spec
+    return art
+
+
+def cmd_compile(args) -> int:
+    """Compile MODEL (a zoo name like spikingbrain:tiny, or a checkpoint directory) for a target
+    and save the artifact directory."""
+    from spikec.cli import _parse_overrides
+    t0 = time.perf_counter()
+    art = compile_zoo(args.model, args.target, args.pipeline, _parse_overrides(args.config), not args.quiet,
+                      args.max_len)
+    path = art.save(args.output)
+    secs = art.meta.get("compile_seconds", {})
+    print(f"compiled {args.model} for {art.target} in {time.perf_counter() - t0:.1f}s -> {path}")
+    for k, v in secs.items():
+        print(f"  {k:<24} {v:8.2f}s")
+    return 0
+
+
+def _load_tokenizer(path: str):
+    import spikec.models as zoo
+    from spikec.runtime.artifact_io import extra_file
+    return zoo.load_tokenizer(extra_file(path, "tokenizer"))
+
+
+def cmd_run(args) -> int:
+    """Load a compiled artifact and continue a prompt, streaming the tokens as they come."""
+    import spikec
+    sess = spikec.load(args.artifact)
+    tok = _load_tokenizer(args.artifact)
+    ids = tok.encode(args.prompt)
+    if not ids:
+        ids = [tok.eos_token_id]
+    t0 = time.perf_counter()
+    import torch
+    stream = sess.generate(torch.tensor([ids]), args.max_new_tokens, temperature=args.temperature,
+                           top_k=args.top_k, top_p=args.top_p, stop=tok.eos_token_id, seed=args.seed, stream=True)
+    out: list[int] = []
+    printed = ""
+    sys.stdout.write(args.prompt)
+    first = None
+    for t in stream:
+        if first is None:
+            first = time.perf_counter() - t0
+        out.append(int(t[0]))
+        text = tok.decode(out)
+        sys.stdout.write(text[len(printed):])
+        sys.stdout.flush()
+        printed = text
+    total = time.perf_counter() - t0
+    n = len(out)
+    print()
+    if not args.quiet:
+        rate = (n - 1) / (total - first) if n > 1 and first is not None and total > first else float("nan")
+        print(f"[{sess.target}] prompt {len(ids)} tokens, {n} new; first token {first or 0:.3f}s, "
+              f"decode {rate:.1f} tok/s", file=sys.stderr)
+    return 0
+
+
+def cmd_train(args) -> int:
+    """Train MODEL (zoo name or checkpoint directory) compiled for the torch target on text files,
+    with checkpoints that resume exactly."""
+    import torch
+
+    import spikec
+    from spikec.cli import _parse_overrides
+    from spikec.runtime.trainer import TrainConfig, Trainer
+    is_artifact = os.path.exists(os.path.join(args.model, "manifest.json"))
+    if is_artifact:
+        from spikec.runtime import load_artifact
+        art = load_artifact(args.model)
+        tok = _load_tokenizer(args.model)
+    else:
+        model, tok = _zoo_model(args.model, _parse_overrides(args.config))
+    data = []
+    for path in args.data or []:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                data += tok.encode(f.read(), add_eos=True)
+        except OSError as e:
+            from spikec.ir import SpikecError
+            raise SpikecError(f"cannot read training data {path}: {e.strerror}") from e
+    if not args.data:
+        import spikec.models as zoo
+        data = zoo.build_corpus(max_bytes=args.corpus_bytes, tokenizer=tok)["train"].tolist()
+    torch.manual_seed(args.seed)
+    if not is_artifact:
+        art = spikec.compile(model, (torch.zeros(1, 16, dtype=torch.long),), target=args.target,
+                             pipeline=args.pipeline, dynamic={"T": (2, 65536)})
+    module = art.module
+    if not any(p.requires_grad for p in getattr(module, "parameters", lambda: [])()):
+        from spikec.ir import SpikecError
+        raise SpikecError(f"target {args.target!r} has no trainable module; train with --target torch")
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+                      warmup_steps=args.warmup, grad_accum=args.grad_accum, precision=args.precision,
+                      ckpt_every=args.ckpt_every, seed=args.seed)
+    if args.dist:
+        import torch.distributed as dist
+        dist.init_process_group("gloo")
+    losses = Trainer(module, torch.tensor(data), cfg, ckpt_dir=args.ckpt_dir, progress=not args.quiet).fit()
+    if not args.quiet:
+        print(f"trained {len(losses)} steps: loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    return 0
+
+
+def cmd_targets(args) -> int:
+    """List the codegen targets, whether they run on this machine, and the ops each lowers natively."""
+    from spikec.codegen import describe_targets
+    print(describe_targets())
+    return 0
+
+
+def add_commands(sub, add_pipeline_args) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    c = sub.add_parser("compile", help="compile a model for a target and save the artifact",
+                       description=cmd_compile.__doc__, epilog=EXAMPLES, formatter_class=fmt)
+    c.add_argument("model", metavar="MODEL", help="zoo name[:preset] (e.g. spikingbrain:tiny) or checkpoint directory")
+    c.add_argument("--target", default="torch", help="codegen target (see `spikec targets`; default torch)")
+    c.add_argument("--pipeline", default="default,fuse-linear-attention,fuse-attention",
+                   help="pass pipeline (default: default,fuse-linear-attention,fuse-attention)")
+    c.add_argument("--config", action="append", metavar="KEY=VALUE", help="override a zoo config field (repeatable)")
+    c.add_argument("--max-len", type=int, default=65536, help="longest sequence the artifact accepts (default 65536)")
+    c.add_argument("-o", "--output", required=True, metavar="DIR", help="artifact directory to write")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_compile)
+
+    r = sub.add_parser("run", help="generate text with a compiled artifact", description=cmd_run.__doc__,
+                       epilog=EXAMPLES, formatter_class=fmt)
+    r.add_argument("artifact", metavar="DIR")
+    r.add_argument("--prompt", required=True, help="text to continue")
+    r.add_argument("--max-new-tokens", type=int, default=64)
+    r.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    r.add_argument("--top-k", type=int, default=None)
+    r.add_argument("--top-p", type=float, default=None)
+    r.add_argument("--seed", type=int, default=None, help="sampling seed")
+    r.add_argument("-q", "--quiet", action="store_true", help="no timing line")
+    r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("train", help="train a model through the torch target, with exact resume",
+                       description=cmd_train.__doc__, epilog=EXAMPLES, formatter_class=fmt)
+    t.add_argument("model", metavar="MODEL",
+                   help="zoo name[:preset], checkpoint directory, or compiled artifact directory (torch target)")
+    t.add_argument("--data", nargs="+", metavar="FILE", help="text files to train on (default: a Python-stdlib corpus)")
+    t.add_argument("--corpus-bytes", type=int, default=2_000_000, help="size of the default corpus")
+    t.add_argument("--target", default="torch")
+    t.add_argument("--pipeline", default="default,fuse-linear-attention,fuse-attention")
+    t.add_argument("--config", action="append", metavar="KEY=VALUE")
+    t.add_argument("--steps", type=int, default=300)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--seq-len", type=int, default=128)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--warmup", type=int, default=20)
+    t.add_argument("--grad-accum", type=int, default=1)
+    t.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    t.add_argument("--ckpt-every", type=int, default=50)
+    t.add_argument("--ckpt-dir", default=None, help="checkpoint directory; an existing checkpoint is resumed")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--dist", action="store_true", help="data parallel under torchrun (gloo)")
+    t.add_argument("-q", "--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("targets", help="list codegen targets and the ops they lower natively",
+                       description=cmd_targets.__doc__)
+    g.set_defaults(func=cmd_targets)
