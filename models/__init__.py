@@ -23,6 +23,7 @@ from .corpus import build_corpus, random_batch
 from .stats import param_counts
 from .tokenizer import ByteTokenizer, HFTokenizer, load_tokenizer
 from .training import TrainResult, evaluate, train_eager
+from .upcycle import upcycle_alpha, upcycle_ffn, upcycle_ffns, upcycle_spikingbrain  # noqa: F401
 
 # name -> (config class, model class, presets)
 _REGISTRY = {

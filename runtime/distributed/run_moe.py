@@ -76,7 +76,8 @@ def run_main(args) -> int:
         for r in gathered:
             line = f"rank {r['rank']}: logits {tuple(r['logits'].shape)}, parameters kept {r['parameters']:,}"
             if ref is not None:
-                want = ref(r["ids"])
+                with torch.no_grad():
+                    want = ref(r["ids"])
                 want = want[0] if isinstance(want, (list, tuple)) else want
                 err = float((r["logits"] - want).norm() / want.norm())
                 worst = max(worst, err)

@@ -1,0 +1,1 @@
+"""Causal / sliding-window softmax attention, flash-style and banded (see api.py)."""

@@ -1,0 +1,1 @@
+"""Gated linear attention: chunked forward and backward, fused recurrent decode (see api.py)."""

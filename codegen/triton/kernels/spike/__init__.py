@@ -1,0 +1,1 @@
+"""Adaptive-threshold spike encoding (see api.py)."""
