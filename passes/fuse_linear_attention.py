@@ -36,6 +36,12 @@ Layout glue (permute / reshape) converts the time-major scan inputs to the
 op's head-first [B, H, T, D] layout and back, so the rest of the graph is
 unchanged; canonicalize afterwards folds the glue away.
 
+After the loops, the same pass fuses chunked forms (`la_chunked`), RWKV's WKV
+(`la_wkv`) and quadratic masked forms (`la_quadratic`), in that order (a
+chunk's intra part is itself a masked product), and finally turns channel gates
+equal to log(1 - k) into key-tied ones (`la_key_tied`). Options `chunked`,
+`wkv`, `quadratic` switch those off.
+
 To make the sequence length symbolic again after fusing a loop traced at a
 fixed length, see `spikec.passes.symbolic_length.trace_symbolic` (re-exported
 here).
@@ -419,11 +425,9 @@ def _final_used(graph: Graph, scan: Node) -> bool:
 
 
 @register("fuse-linear-attention")
-def fuse_linear_attention(graph: Graph, *, reroll_loops: bool = True, quadratic: bool = True) -> None:
-    """Replace linear-attention computations (unrolled loops, scans, quadratic masked forms) by linear_attention."""
-    if quadratic:
-        from .la_quadratic import fuse_quadratic_linear_attention
-        stat("fused-quadratic", fuse_quadratic_linear_attention(graph))
+def fuse_linear_attention(graph: Graph, *, reroll_loops: bool = True, quadratic: bool = True, chunked: bool = True,
+                          wkv: bool = True) -> None:
+    """Replace linear attention (loops, scans, chunked and quadratic forms, RWKV's WKV) by linear_attention."""
     if reroll_loops:
         reroll(graph, accept=lambda plan: match_scan(plan.scan) is not None)
     fused = 0
@@ -438,3 +442,15 @@ def fuse_linear_attention(graph: Graph, *, reroll_loops: bool = True, quadratic:
     if fused:
         apply_patterns(graph, CANON_RULES)
         dead_code_elimination(graph)
+    # Chunked forms before the quadratic matcher: a chunk's intra part is itself a masked product.
+    if chunked:
+        from .la_chunked import fuse_chunked_linear_attention
+        stat("fused-chunked", fuse_chunked_linear_attention(graph))
+    if wkv:
+        from .la_wkv import fuse_wkv
+        stat("fused-wkv", fuse_wkv(graph))
+    if quadratic:
+        from .la_quadratic import fuse_quadratic_linear_attention
+        stat("fused-quadratic", fuse_quadratic_linear_attention(graph))
+    from .la_key_tied import tie_key_gates
+    stat("key-tied", tie_key_gates(graph))

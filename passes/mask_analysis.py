@@ -239,7 +239,7 @@ def merge(results: list[tuple[int, MaskInfo]]) -> MaskInfo:
 def dropped_values(fill: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """The fill values at the positions `keep` drops (a scalar fill: itself, if any is dropped)."""
     if fill.numel() == 1:
-        return fill.reshape(1) if not bool(keep.all()) else fill.reshape(0)
+        return fill.reshape(1) if not bool(keep.all()) else fill.reshape(-1)[:0]
     f, k = torch.broadcast_tensors(fill, keep)
     return f[~k]
 
