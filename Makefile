@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench clean
 
 install: $(STAMP)
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "torch==2.13.0+cpu"
-	$(VPY) -m pip install -q -e ".[test]"
+	$(VPY) -m pip install -q -e ".[test,bench]"
 	touch $(STAMP)
 
 demo: install
@@ -23,5 +23,9 @@ demo: install
 test: install
 	$(VPY) -m pytest -n 2 tests
 
+# Every benchmark at its --quick sizes: tables, JSON and PNG under bench/results/.
+bench: install
+	$(VENV)/bin/spikec bench all --quick
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info demo-out

@@ -79,11 +79,18 @@ def targets() -> dict[str, Target]:
     return {n: get_target(n) for n in target_names()}
 
 
-def describe_targets() -> str:
+def describe_targets(all_ops: bool = False) -> str:
+    """One paragraph per target: what it is, whether it runs here, which fused ops it lowers
+    natively (all native ops with `all_ops`)."""
+    from spikec.ir import get_op
     lines = []
     for name, t in targets().items():
         why = t.unavailable_reason()
-        state = "runs here" if why is None else f"compile-only here ({why})"
-        lines.append(f"{name:<8} {t.description}  [{state}]")
-        lines.append(f"         native ops: {', '.join(t.native_ops())}")
+        ops = t.native_ops()
+        fused = [o for o in ops if get_op(o).category == "fused"]
+        lines.append(f"{name:<6} {t.description}")
+        lines.append(f"       {'runs on this machine' if why is None else why}")
+        lines.append(f"       {len(ops)} ops; fused: {', '.join(fused) or 'none'}")
+        if all_ops:
+            lines.append(f"       all: {', '.join(ops)}")
     return "\n".join(lines)

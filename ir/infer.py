@@ -103,8 +103,9 @@ class InferContext:
 
         concrete = {k: lit(map_values(a, to_fake)) for k, a in args.items()}
         with self._mode, _quiet_fake_tensor_log():
+            found = _decomposition(opdef) if opdef.name in PREFER_DECOMPOSITION else None
             try:
-                out = opdef.call(concrete)
+                out = _call_positionally(*found, concrete) if found else opdef.call(concrete)
             except Exception:
                 # Some aten kernels want concrete sizes; their Python decomposition
                 # (what torch.export itself traced through) handles symbolic ones.
@@ -115,6 +116,11 @@ class InferContext:
         if isinstance(out, (tuple, list)):
             return [self.type_of(o) for o in out]
         return [self.type_of(out)]
+
+
+# Ops whose meta kernel specialises symbolic sizes to their hints (constant_pad_nd's
+# returns [17, 3, 51, 4] for [B, 3, T, 4]); their Python decompositions keep them symbolic.
+PREFER_DECOMPOSITION = {"constant_pad_nd"}
 
 
 def _cache_key(opdef, args: dict[str, Any]):

@@ -111,10 +111,22 @@ class SoftmaxAttention(QKVProjection):
     """GQA softmax attention with NeoX RoPE; ``window=None`` is full causal attention."""
 
     def __init__(self, hidden_size, num_heads, num_kv_heads, head_dim, window=None,
-                 rope_theta=1e6, bias=True):
+                 rope_theta=1e6, bias=True, impl: str = "eager"):
         super().__init__(hidden_size, num_heads, num_kv_heads, head_dim, bias)
-        self.window, self.rope_theta = window, rope_theta
+        self.window, self.rope_theta, self.impl = window, rope_theta, impl
         self.scale = head_dim ** -0.5
+
+    def attend(self, q, k, v) -> torch.Tensor:
+        """Full-sequence attention: the masked reference, or torch's fused SDPA kernel
+        (``impl="sdpa"``, memory O(T) instead of a [T, T] score matrix)."""
+        if self.impl != "sdpa":
+            return sliding_window_attention(q, k, v, self.window, self.scale)
+        n_rep = q.shape[1] // k.shape[1]
+        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
+        if self.window is None:
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
+        mask = causal_mask(q.shape[2], self.window, q.device)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
 
     def roped_qkv(self, x: torch.Tensor, positions: torch.Tensor):
         q, k, v = self.qkv(x)
@@ -123,7 +135,7 @@ class SoftmaxAttention(QKVProjection):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.roped_qkv(x, torch.arange(x.shape[1], device=x.device))
-        return self.o_proj(self.merge(sliding_window_attention(q, k, v, self.window, self.scale)))
+        return self.o_proj(self.merge(self.attend(q, k, v)))
 
     # ---- decoding with an explicit cache -------------------------------------------------
     def init_cache(self, batch_size: int, device=None, dtype=torch.float32) -> dict:
@@ -134,7 +146,7 @@ class SoftmaxAttention(QKVProjection):
 
     def prefill(self, x: torch.Tensor):
         q, k, v = self.roped_qkv(x, torch.arange(x.shape[1], device=x.device))
-        y = self.o_proj(self.merge(sliding_window_attention(q, k, v, self.window, self.scale)))
+        y = self.o_proj(self.merge(self.attend(q, k, v)))
         if self.window is None:
             return y, {"k": k, "v": v}
         return y, {"k": ring_from_sequence(k, self.window), "v": ring_from_sequence(v, self.window)}

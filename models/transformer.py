@@ -37,6 +37,7 @@ class TransformerConfig(ModelConfig):
     use_sliding_window: bool = False
     sliding_window: int | None = None
     max_window_layers: int = 0
+    attn_implementation: str = "eager"   # eager (masked softmax, the reference) | sdpa (torch's fused kernel)
 
     def validate(self) -> None:
         if self.head_dim is None:
@@ -45,6 +46,8 @@ class TransformerConfig(ModelConfig):
             raise ConfigError("num_attention_heads must be a multiple of num_key_value_heads")
         if self.hidden_act not in ("silu", "swish"):
             raise ConfigError(f"hidden_act must be 'silu', got {self.hidden_act!r}")
+        if self.attn_implementation not in ("eager", "sdpa"):
+            raise ConfigError(f"attn_implementation must be 'eager' or 'sdpa', got {self.attn_implementation!r}")
         if self.rope_scaling is not None:
             raise ConfigError("rope_scaling is not supported")
         if self.use_sliding_window and not self.sliding_window:
@@ -78,7 +81,7 @@ class Qwen2DecoderLayer(ResidualBlock):
         self.input_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
         self.self_attn = SoftmaxAttention(c.hidden_size, c.num_attention_heads, c.num_key_value_heads,
                                           c.head_dim, window=c.window_for(layer_idx),
-                                          rope_theta=c.rope_theta, bias=True)
+                                          rope_theta=c.rope_theta, bias=True, impl=c.attn_implementation)
         self.post_attention_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
         self.mlp = SwiGLU(c.hidden_size, c.intermediate_size)
 

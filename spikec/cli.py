@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from spikec import cli_runtime, spike_cli
+
 EPILOG = """MODEL is a zoo name (spikingbrain:tiny), a Python factory (file.py:make returning
 (module, example_inputs)) or an .onnx file. Errors print one message; --verbose shows the traceback."""
 
@@ -116,6 +118,8 @@ def cmd_inspect(args) -> int:
     if args.verify:
         ir.verify(g)
     g, nodes_before = _run_pipeline(g, args)
+    if args.spike_report:
+        return spike_cli.print_spike_report(g, loaded, args)
     if args.stats:
         print(f"model: {loaded.description or args.model}" + ("  (meta device: no weights allocated)" if meta else ""))
         if loaded.model is not None:
@@ -145,10 +149,15 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Trace the default tiny model, verify it, run the fusion passes, and check the traced
-    and fused graphs (and the Python-loop version of the model) against eager PyTorch."""
+    """The main job: train (or load) a tiny SpikingBrain, compile it for a target, save the
+    artifact, load it and generate text, checking the result against eager PyTorch.
+    With --ir: the IR walkthrough (trace, verify, fuse, interpret) instead."""
+    if args.ir:
+        from spikec.demo_ir import run_ir_demo
+        return 0 if run_ir_demo(args.model, args.seq_len, args.pipeline) else 1
     from spikec.demo import run_demo
-    return 0 if run_demo(args.model, args.seq_len, args.pipeline) else 1
+    return 0 if run_demo(args.target, args.prompt, args.max_new_tokens, args.out_dir, args.train_seconds,
+                         args.pipeline) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="build the model on the meta device (no weights; automatic for 1b/7b/76b presets)")
     ins.add_argument("--no-verify", dest="verify", action="store_false", help="skip the IR verifier")
     _add_pipeline_args(ins)
+    spike_cli.add_inspect_args(ins)
     ins.set_defaults(func=cmd_inspect)
+    spike_cli.add_calibrate_command(sub, _add_pipeline_args)
 
     ps = sub.add_parser("passes", help="list passes, their options and named pipelines",
                         description=cmd_passes.__doc__)
@@ -188,12 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_args(opt)
     opt.set_defaults(func=cmd_opt)
 
-    demo = sub.add_parser("demo", help="trace the default tiny model, interpret it and compare with eager",
+    cli_runtime.add_commands(sub, _add_pipeline_args)
+
+    demo = sub.add_parser("demo", help="train, compile, save, load and run the default tiny model",
                           description=cmd_demo.__doc__)
-    demo.add_argument("--model", default="spikingbrain:tiny", help="zoo model to use (default spikingbrain:tiny)")
-    demo.add_argument("--seq-len", type=int, default=40, help="sequence length (default 40)")
+    demo.add_argument("--target", default="cpu", help="codegen target (default cpu)")
+    demo.add_argument("--prompt", default="def ", help="text to continue")
+    demo.add_argument("--max-new-tokens", type=int, default=80)
+    demo.add_argument("--out-dir", default="demo-out", help="checkpoint and artifact directory (default demo-out)")
+    demo.add_argument("--train-seconds", type=float, default=60.0, help="training budget without a checkpoint")
+    demo.add_argument("--ir", action="store_true", help="the IR walkthrough instead (trace, fuse, interpret)")
+    demo.add_argument("--model", default="spikingbrain:tiny", help="zoo model of the IR walkthrough")
+    demo.add_argument("--seq-len", type=int, default=40, help="sequence length of the IR walkthrough")
     demo.add_argument("--pipeline", default="default,fuse-linear-attention,fuse-attention",
-                      help="passes to run on the traced graph")
+                      help="passes to run")
     demo.set_defaults(func=cmd_demo)
     return p
 

@@ -169,10 +169,58 @@ def cmd_train(args) -> int:
     return 0
 
 
+BENCHES = ("kernels", "prefill", "decode", "train", "compile", "spike", "moe")
+
+
+def _bench_dir() -> str:
+    # bench/ lives in the source tree next to the package folders (editable installs);
+    # it is not part of a wheel.
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    d = os.path.join(here, "bench")
+    if not os.path.isdir(d):
+        from spikec.ir import SpikecError
+        raise SpikecError(f"the benchmark scripts are not installed (looked for {d})",
+                          hint="run from a source checkout: git clone ... && make bench")
+    return d
+
+
+def cmd_bench(args) -> int:
+    """Run benchmark scripts from bench/ (each prints a table and writes JSON + PNG under
+    bench/results/). NAME is one of the scripts or `all`."""
+    import runpy
+    d = _bench_dir()
+    names = [n for n in BENCHES if os.path.exists(os.path.join(d, f"{n}.py"))] if args.name == "all" else [args.name]
+    flags = ["--quick"] if args.quick else ["--smoke"] if args.smoke else []
+    failed = []
+    for n in names:
+        path = os.path.join(d, f"{n}.py")
+        if not os.path.exists(path):
+            from spikec.ir import SpikecError
+            raise SpikecError(f"no benchmark {n!r}; available: {', '.join(BENCHES)} or all")
+        print(f"== bench {n} {' '.join(flags)}", flush=True)
+        t0 = time.perf_counter()
+        argv = sys.argv
+        try:
+            sys.argv = [path, *flags, *args.extra]
+            runpy.run_path(path, run_name="__main__")
+        except SystemExit as e:
+            if e.code not in (0, None):
+                failed.append(n)
+        except Exception as e:       # one broken benchmark must not hide the others
+            print(f"bench {n} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            failed.append(n)
+        finally:
+            sys.argv = argv
+        print(f"== bench {n}: {time.perf_counter() - t0:.1f}s", flush=True)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_targets(args) -> int:
     """List the codegen targets, whether they run on this machine, and the ops each lowers natively."""
     from spikec.codegen import describe_targets
-    print(describe_targets())
+    print(describe_targets(args.ops))
     return 0
 
 
@@ -225,6 +273,16 @@ def add_commands(sub, add_pipeline_args) -> None:
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
 
+    b = sub.add_parser("bench", help="run the benchmarks (tables, JSON and PNG under bench/results/)",
+                       description=cmd_bench.__doc__)
+    b.add_argument("name", metavar="NAME", help=f"one of {', '.join(BENCHES)}, or all")
+    size = b.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="the sizes `make bench` uses")
+    size.add_argument("--smoke", action="store_true", help="tiny sizes, to check the scripts run")
+    b.add_argument("extra", nargs=argparse.REMAINDER, help="further arguments for the script")
+    b.set_defaults(func=cmd_bench)
+
     g = sub.add_parser("targets", help="list codegen targets and the ops they lower natively",
                        description=cmd_targets.__doc__)
+    g.add_argument("--ops", action="store_true", help="list every native op, not only the fused ones")
     g.set_defaults(func=cmd_targets)

@@ -1,4 +1,4 @@
-"""`spikec demo` (and `make demo`): the main job on the default tiny model.
+"""`spikec demo --ir`: the IR walkthrough on the default tiny model.
 
 1. trace spikingbrain:tiny (chunked GLA, symbolic T) and verify the IR;
 2. run the fusion pipeline; interpret traced and fused graphs against eager;
@@ -40,7 +40,7 @@ def _compare(step, label, graph, model, vocab, lengths) -> float:
     return worst
 
 
-def run_demo(model_name: str = "spikingbrain:tiny", seq_len: int = 40,
+def run_ir_demo(model_name: str = "spikingbrain:tiny", seq_len: int = 40,
              pipeline: str = "default,fuse-linear-attention,fuse-attention") -> bool:
     from spikec import models, passes
     from spikec.model_spec import load

@@ -119,3 +119,20 @@ def test_rope_is_relative():
         ck, sk = rope_angles(torch.tensor([pk]), 8, 1e6)
         return float((apply_rope(q, cq, sq) * apply_rope(k, ck, sk)).sum())
     assert math.isclose(score(5, 2), score(105, 102), rel_tol=1e-4)
+
+
+def test_sdpa_implementation_equals_the_masked_reference():
+    """attn_implementation="sdpa" (torch's fused kernel, used by the benchmarks' baseline)
+    computes the same attention as the masked reference, full and sliding-window."""
+    import spikec.models as zoo
+    torch.manual_seed(0)
+    for kw in ({}, {"use_sliding_window": True, "sliding_window": 8, "max_window_layers": 0}):
+        a = zoo.create("transformer", "tiny", **kw).eval()
+        b = zoo.create("transformer", "tiny", attn_implementation="sdpa", **kw).eval()
+        b.load_state_dict(a.state_dict())
+        ids = torch.randint(0, 256, (2, 37))
+        with torch.no_grad():
+            torch.testing.assert_close(b(ids), a(ids), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(b.prefill(ids)[0], a.prefill(ids)[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(zoo.ConfigError, match="attn_implementation"):
+        zoo.create("transformer", "tiny", attn_implementation="flash")
