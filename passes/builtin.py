@@ -8,3 +8,5 @@ from . import fuse_attention, la_quadratic  # noqa: F401,E402  (attention fusion
 from . import reroll_loops  # noqa: F401,E402
 from . import fuse_linear_attention  # noqa: F401,E402
 from . import convert_attention  # noqa: F401,E402  (SpikingBrain conversion: attention -> GLA / SWA)
+from . import insert_spike_coding, spike_decompose  # noqa: F401,E402  (spike coding and its lowering to core ops)
+from . import fuse_moe, partition_moe  # noqa: F401,E402  (MoE: recognition and expert parallelism)
