@@ -8,7 +8,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = {"prefill": ["--targets", "torch"], "decode": ["--targets", "torch"], "train": [],
+SCRIPTS = {"prefill": ["--targets", "torch"], "decode": ["--targets", "torch"], "train": [], "kernels": ["--targets", "cpu"],
            "compile": ["--targets", "torch"]}
 
 

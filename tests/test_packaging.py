@@ -35,3 +35,20 @@ def test_installed_package_imports_from_the_install(installed):
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          cwd=installed, env={**os.environ, "PYTHONPATH": str(installed)}).stdout
     assert out.strip().startswith(str(installed))
+
+
+def test_every_sub_package_is_listed_in_pyproject():
+    """package-dir mapping means setuptools does not discover sub-packages: each folder with an
+    __init__.py must be in pyproject's `packages`, or a real install silently leaves it out."""
+    import re
+    text = open(os.path.join(ROOT, "pyproject.toml")).read()
+    listed = set(re.findall(r'"(spikec[\w.]*)"', text.split("packages = [", 1)[1].split("]", 1)[0]))
+    mapping = {"spikec": "spikec", "ir": "spikec.ir", "frontend": "spikec.frontend", "passes": "spikec.passes",
+               "codegen": "spikec.codegen", "runtime": "spikec.runtime", "models": "spikec.models"}
+    found = set()
+    for top, name in mapping.items():
+        for d, _, files in os.walk(os.path.join(ROOT, top)):
+            if "__init__.py" in files:
+                rel = os.path.relpath(d, os.path.join(ROOT, top))
+                found.add(name if rel == "." else f"{name}.{rel.replace(os.sep, '.')}")
+    assert found - listed == set(), f"not in pyproject packages: {sorted(found - listed)}"

@@ -1,0 +1,70 @@
+"""`linear_attention` -> call_tir of the chunked kernel (prefill) or the recurrent
+kernel (decode-sized static T, and the key_tied gate)."""
+from __future__ import annotations
+
+from tvm import relax
+
+from spikec.ir import Node
+
+from . import gla_chunk, gla_recurrent
+
+op = relax.op
+RECURRENT_MAX_T = 16      # static lengths up to this run step by step (decode)
+
+
+def choose(node: Node, options: dict) -> str:
+    """recurrent for key_tied gates and key dims the chunk kernel's 4-row tiles do not
+    divide; otherwise the forced kernel, or by length: decode-sized static T steps."""
+    forced = options.get("linear_attention", "auto")
+    if forced not in ("auto", "chunk", "recurrent"):
+        raise ValueError(f"linear_attention option must be 'auto', 'chunk' or 'recurrent', got {forced!r}")
+    if node.arg("gate_kind") == "key_tied" or node.args["q"].type.shape[3] % gla_chunk.RT:
+        return "recurrent"
+    if forced != "auto":
+        return forced
+    T = node.args["q"].type.shape[2]
+    return "recurrent" if isinstance(T, int) and T <= RECURRENT_MAX_T else "chunk"
+
+
+def lower(cx, node: Node):
+    a = node.args
+    q, k, v = a["q"], a["k"], a["v"]
+    gate_kind = node.arg("gate_kind")
+    gate, h0 = a.get("gate"), a.get("initial_state")
+    B, H, L, K = q.type.shape
+    Hkv, V = k.type.shape[1], v.type.shape[3]
+    for name, d in (("heads", H), ("kv heads", Hkv), ("key dim", K), ("value dim", V)):
+        if not isinstance(d, int):
+            cx.fail(f"linear_attention needs static {name}, got {d}")
+    if H % Hkv:
+        cx.fail(f"linear_attention: {H} query heads is not a multiple of {Hkv} key/value heads")
+    f32 = "f32"
+    qe, ke, ve = (cx.operand(x, f32) for x in (q, k, v))
+    shp = cx.shape(q)
+    if gate_kind == "channel":
+        ge = cx.operand(gate, f32)
+    elif gate_kind == "scalar":
+        ge = cx.emit(op.expand_dims(cx.operand(gate, f32), 3))
+    else:                               # unused by the kernel: a [B, Hkv, 1, 1] placeholder
+        ge = cx.emit(op.zeros([shp[0], Hkv, 1, 1], "float32"))
+    he = cx.operand(h0, f32) if h0 is not None else cx.emit(op.zeros([shp[0], H, K, V], "float32"))
+    kind = choose(node, cx.options)
+    scale = float(node.arg("scale"))
+    if kind == "chunk":
+        if gate_kind not in ("none", "scalar", "channel"):
+            cx.fail(f"the chunked linear_attention kernel has no gate_kind {gate_kind!r}")
+        C = int(cx.options.get("chunk", 64))
+        if C <= 0 or C % gla_chunk.CS:
+            cx.fail(f"chunk={C}: the chunked linear_attention kernel needs a positive multiple of {gla_chunk.CS}")
+        name = f"gla_chunk_{gate_kind}_h{H}x{Hkv}_k{K}_v{V}_c{C}"
+        gv = cx.kernel(name, lambda: gla_chunk.make(H, Hkv, K, V, gate_kind, scale, C), key=(scale,))
+    else:
+        name = f"gla_recurrent_{gate_kind}_h{H}x{Hkv}_k{K}_v{V}"
+        gv = cx.kernel(name, lambda: gla_recurrent.make(H, Hkv, K, V, gate_kind, scale), key=(scale,))
+    o_ty = relax.TensorType([shp[0], H, shp[2], V], "float32")
+    s_ty = relax.TensorType([shp[0], H, K, V], "float32")
+    res = cx.emit(relax.call_tir(gv, [qe, ke, ve, ge, he], out_ty=[o_ty, s_ty]))
+    o = relax.TupleGetItem(res, 0)
+    if node.arg("output_final_state"):
+        return [o, relax.TupleGetItem(res, 1)]
+    return o
