@@ -156,7 +156,9 @@ class DecoderLM(CausalLM):
         for block in self.decoder_layers():
             x, c = block.prefill(x)
             caches.append(c)
-        pos = torch.tensor(input_ids.shape[1], dtype=torch.long, device=input_ids.device)
+        # the position as a tensor op over the length (not torch.tensor(T)): a traced prefill
+        # then computes it from the symbolic shape, which every backend can lower
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)[-1] + 1
         return self.logits_from_hidden(x), {"pos": pos, "layers": caches}
 
     def step(self, input_ids: torch.Tensor, cache: dict):

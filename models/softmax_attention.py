@@ -50,13 +50,17 @@ def sliding_window_attention(q, k, v, window: int | None, scale: float) -> torch
 def ring_from_sequence(x: torch.Tensor, window: int) -> torch.Tensor:
     """Place the last ``window`` positions of x [B, H, T, D] at their ring slots (pos % window).
 
-    Written without branching on T (left zero-padding by ``window``), so the prefill
-    traces with a symbolic length: the padded positions T-window..-1 fill exactly the
-    slots that no real position reaches when T < window, with zeros."""
+    Written without branching on T and without T in scalar arithmetic, so the prefill
+    traces with a symbolic length that every backend can lower: x is left-padded with
+    ``window`` zeros (a concatenation), its last ``window`` rows (positions T-window .. T-1, zeros where
+    negative) are routed to their slots by an exact one-hot product."""
     T = x.shape[2]
-    padded = torch.nn.functional.pad(x, (0, 0, window, 0))
-    slots = torch.arange(T - window, T, device=x.device) % window
-    return torch.zeros_like(padded[:, :, :window]).index_copy(2, slots, padded[:, :, T:])
+    zeros = x.new_zeros(x.shape[0], x.shape[1], window, x.shape[3])
+    last = torch.cat([zeros, x], dim=2)[:, :, T:]                           # [B, H, window, D]
+    padded_pos = torch.arange(T + window, device=x.device)[T:]               # p + window
+    slot_of = padded_pos % window                                            # = p % window
+    route = (slot_of[None, :] == torch.arange(window, device=x.device)[:, None]).to(x.dtype)
+    return route @ last
 
 
 def ring_attention_step(q_t, k_t, v_t, k_ring, v_ring, pos: torch.Tensor, scale: float):
@@ -66,9 +70,11 @@ def ring_attention_step(q_t, k_t, v_t, k_ring, v_ring, pos: torch.Tensor, scale:
     RoPE already, so slot order does not matter to softmax.
     """
     W = k_ring.shape[2]
-    slot = (pos % W).reshape(1)
-    k_ring = k_ring.index_copy(2, slot, k_t)
-    v_ring = v_ring.index_copy(2, slot, v_t)
+    # the write as a select against the slot (not index_copy): the same values, and a form
+    # every backend lowers
+    at_slot = (torch.arange(W, device=k_ring.device) == pos % W)[:, None]     # [W, 1]
+    k_ring = torch.where(at_slot, k_t, k_ring)
+    v_ring = torch.where(at_slot, v_t, v_ring)
     filled = torch.arange(W, device=k_ring.device) <= pos       # all slots once pos >= W - 1
     return masked_softmax_attention(q_t, k_ring, v_ring, filled, scale), k_ring, v_ring
 

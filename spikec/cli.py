@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train, compile, save, load and run the default tiny model",
                           description=cmd_demo.__doc__)
-    demo.add_argument("--target", default="cpu", help="codegen target (default cpu)")
+    demo.add_argument("--target", default="torch", help="codegen target (default torch; see docs/runtime.md for cpu)")
     demo.add_argument("--prompt", default="def ", help="text to continue")
     demo.add_argument("--max-new-tokens", type=int, default=80)
     demo.add_argument("--out-dir", default="demo-out", help="checkpoint and artifact directory (default demo-out)")

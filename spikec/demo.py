@@ -2,7 +2,7 @@
 
 1. a trained tiny SpikingBrain: loaded from demo-out/ckpt, or trained for about
    a minute on a Python-stdlib corpus when there is none;
-2. spikec.compile for the target (cpu = TVM by default): capture forward /
+2. spikec.compile for the target (torch by default): capture forward /
    prefill / decode with torch.export, fuse, lower; save the artifact;
 3. load the artifact (versions and hashes checked) and generate text from a
    prompt, streaming, with time to first token and decode tokens/s;
@@ -48,7 +48,7 @@ def _trained_model(ckpt: str, train_seconds: float, step):
     return model.eval()
 
 
-def run_demo(target: str = "cpu", prompt: str = "def ", max_new_tokens: int = 80, out_dir: str = "demo-out",
+def run_demo(target: str = "torch", prompt: str = "def ", max_new_tokens: int = 80, out_dir: str = "demo-out",
              train_seconds: float = 60.0, pipeline: str = "default,fuse-linear-attention,fuse-attention") -> bool:
     import spikec
     import spikec.models as zoo
