@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 from dataclasses import dataclass
 
 from spikec.ir import Graph
@@ -23,13 +24,17 @@ class Target:
     description: str = ""
     device: str = "cpu"
     rules: RuleTable
+    requires: tuple[tuple[str, str], ...] = ()   # (python module, pip package) the target runs with
 
     def native_ops(self) -> list[str]:
         return self.rules.ops()
 
     def unavailable_reason(self) -> str | None:
         """None when compiled modules run on this machine; otherwise why not
-        (e.g. no GPU): such a target still compiles, and says so."""
+        (a missing package, no GPU): such a target still compiles, and says so."""
+        for module, package in self.requires:
+            if importlib.util.find_spec(module) is None:
+                return f"{package} is not installed (pip install {package})"
         return None
 
     def lower(self, graph: Graph, **options) -> CompiledModule:

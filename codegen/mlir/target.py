@@ -20,13 +20,7 @@ class MlirTarget(Target):
     description = "torch-mlir: linalg-on-tensors / tosa / stablehlo, run by the LLVM execution engine"
     device = "cpu"
     rules = RULES
-
-    def unavailable_reason(self) -> str | None:
-        try:
-            import torch_mlir  # noqa: F401
-        except ImportError:
-            return "torch-mlir is not installed (pip install torch-mlir)"
-        return None
+    requires = (("torch_mlir", "torch-mlir"),)
 
     def lower(self, graph: Graph, **options):
         from .export import export_program, import_torch_backend, lower_to

@@ -22,13 +22,7 @@ class OnnxTarget(Target):
     description = "ONNX model, fused ops as model-local functions, run by onnxruntime"
     device = "cpu"
     rules = RULES
-
-    def unavailable_reason(self) -> str | None:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return "onnxruntime is not installed (pip install onnxruntime)"
-        return None
+    requires = (("onnxruntime", "onnxruntime"),)
 
     def lower(self, graph: Graph, **options) -> OnnxModule:
         unknown = sorted(set(options) - set(OPTIONS))
