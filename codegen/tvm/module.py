@@ -14,7 +14,10 @@ def to_tvm(t: torch.Tensor):
     """A torch CPU tensor as a TVM tensor sharing its memory (DLPack)."""
     if t.device.type != "cpu":
         t = t.cpu()
-    return tvm.runtime.from_dlpack(t.contiguous())
+    t = t.contiguous()
+    if t.data_ptr() % 64:      # TVM refuses DLPack buffers off its 64-byte alignment (views into a state)
+        t = t.clone()
+    return tvm.runtime.from_dlpack(t)
 
 
 def to_torch(x) -> torch.Tensor:

@@ -57,7 +57,7 @@ def _read_once(sch, block) -> bool:
         consumers = sch.get_consumers(block)
         if len(consumers) != 1:
             return False
-        name = sch.get(block).writes[0].buffer.name
+        name = _buffer(sch.get(block).writes[0]).name
         body = sch.get(consumers[0]).body.script()
         return body.count(name + "[") == 1
     except Exception:                # noqa: BLE001
@@ -75,8 +75,19 @@ def _parallel_vectorize(sch, block) -> None:
     outer, inner = sch.split(fused, [None, VEC])
     if n is None or n >= MIN_PARALLEL:
         sch.parallel(outer)
-    if n is not None and n % VEC == 0:
+    if n is not None and n % VEC == 0 and not _writes_bool(sch, block):
         sch.vectorize(inner)
+
+
+def _writes_bool(sch, block) -> bool:
+    """TVM 0.27 cannot vectorise a store into a bool buffer (it builds an int8xN
+    value for a boolxN index: BufferStore dtype mismatch)."""
+    return any(str(_buffer(w).dtype) == "bool" for w in sch.get(block).writes)
+
+
+def _buffer(region):
+    """The buffer of a block's read/write region (TVM 0.27 calls it `source`)."""
+    return region.source if hasattr(region, "source") else region.buffer
 
 
 def _parallel_first(sch, block) -> None:

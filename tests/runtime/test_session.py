@@ -10,7 +10,7 @@ from spikec.runtime import RuntimeInputError
 
 from lm_cache import ZOO, compiled, model
 
-TARGETS = ("torch",)
+TARGETS = ("torch", "cpu", "onnx")
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -26,18 +26,31 @@ def choose(node: Node, options: dict) -> str:
     return "recurrent" if isinstance(T, int) and T <= RECURRENT_MAX_T else "chunk"
 
 
+def share_heads(cx, exprs: list, heads: list, H: int) -> tuple[list, int]:
+    """The kernels index k, v and the gate with one head group; operands with fewer
+    heads than the widest (keys shared, values per head) are repeated up to it."""
+    widest = max(heads)
+    if any(widest % h for h in heads):
+        widest = H
+    out = [e if h == widest else cx.emit(op.repeat(e, widest // h, axis=1)) for e, h in zip(exprs, heads)]
+    return out, widest
+
+
 def lower(cx, node: Node):
     a = node.args
     q, k, v = a["q"], a["k"], a["v"]
     gate_kind = node.arg("gate_kind")
     gate, h0 = a.get("gate"), a.get("initial_state")
     B, H, L, K = q.type.shape
-    Hkv, V = k.type.shape[1], v.type.shape[3]
-    for name, d in (("heads", H), ("kv heads", Hkv), ("key dim", K), ("value dim", V)):
+    Hk, Hv, V = k.type.shape[1], v.type.shape[1], v.type.shape[3]
+    Hg = gate.type.shape[1] if gate is not None and gate_kind in ("scalar", "channel") else Hk
+    for name, d in (("heads", H), ("key heads", Hk), ("value heads", Hv), ("gate heads", Hg),
+                    ("key dim", K), ("value dim", V)):
         if not isinstance(d, int):
             cx.fail(f"linear_attention needs static {name}, got {d}")
-    if H % Hkv:
-        cx.fail(f"linear_attention: {H} query heads is not a multiple of {Hkv} key/value heads")
+    for name, d in (("key", Hk), ("value", Hv), ("gate", Hg)):
+        if H % d:
+            cx.fail(f"linear_attention: {H} query heads is not a multiple of {d} {name} heads")
     f32 = "f32"
     qe, ke, ve = (cx.operand(x, f32) for x in (q, k, v))
     shp = cx.shape(q)
@@ -45,8 +58,9 @@ def lower(cx, node: Node):
         ge = cx.operand(gate, f32)
     elif gate_kind == "scalar":
         ge = cx.emit(op.expand_dims(cx.operand(gate, f32), 3))
-    else:                               # unused by the kernel: a [B, Hkv, 1, 1] placeholder
-        ge = cx.emit(op.zeros([shp[0], Hkv, 1, 1], "float32"))
+    else:                               # unused by the kernel: a [B, Hk, 1, 1] placeholder
+        ge = cx.emit(op.zeros([shp[0], Hk, 1, 1], "float32"))
+    (ke, ve, ge), Hkv = share_heads(cx, [ke, ve, ge], [Hk, Hv, Hg], H)
     he = cx.operand(h0, f32) if h0 is not None else cx.emit(op.zeros([shp[0], H, K, V], "float32"))
     kind = choose(node, cx.options)
     scale = float(node.arg("scale"))

@@ -11,13 +11,14 @@ T = sym("T")
 
 
 def linear_attention_graph(B=1, H=4, Hkv=2, K=32, V=32, gate="channel", h0=True, final=True, scale=0.25,
-                           length=T) -> ir.Graph:
+                           length=T, Hv=None) -> ir.Graph:
+    """Hv: value heads when they differ from the key heads (SpikingBrain: keys shared, values per head)."""
     g = ir.Graph("la")
     if not isinstance(length, int):
         g.symbols["T"] = (1, None)
     q = g.add_input(TensorType((B, H, length, K), "f32"), "q")
     k = g.add_input(TensorType((B, Hkv, length, K), "f32"), "k")
-    v = g.add_input(TensorType((B, Hkv, length, V), "f32"), "v")
+    v = g.add_input(TensorType((B, Hv or Hkv, length, V), "f32"), "v")
     args = {"q": q, "k": k, "v": v, "gate_kind": gate, "scale": scale, "output_final_state": final}
     if gate == "channel":
         args["gate"] = g.add_input(TensorType((B, Hkv, length, K), "f32"), "g")

@@ -84,3 +84,14 @@ def test_outputs_of_two_runs_do_not_alias(cpu):
     a_copy = a.clone()
     mod.run(*la_inputs(g, 20, seed=2))
     assert torch.equal(a, a_copy)
+
+
+@pytest.mark.parametrize("kernel", ["chunk", "recurrent"])
+def test_values_with_more_heads_than_keys(cpu, kernel):
+    # SpikingBrain's decode graph: keys and gate shared by 2 heads, values per head
+    g = linear_attention_graph(gate="channel", H=4, Hkv=2, Hv=4, K=32, V=32)
+    mod = cpu.lower(g, linear_attention=kernel)
+    for T in (1, 70):
+        xs = la_inputs(g, T)
+        for a, b in zip(mod.run(*xs), ir.interpret(g, *xs)):
+            assert rel_err(a, b) <= TOL, f"{kernel} T={T}: {rel_err(a, b):.2e}"

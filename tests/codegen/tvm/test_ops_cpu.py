@@ -114,3 +114,4 @@ def test_rule_failure_is_a_lowering_error_at_the_node():
     with pytest.raises(LoweringError) as err:
         get_target("cpu").lower(g)
     assert "diagonal" in str(err.value) and "net.py:9" in str(err.value)
+
