@@ -156,7 +156,7 @@ def register_op(opdef: OpDef, *, replace: bool = False) -> OpDef:
 def _ensure_loaded() -> None:
     # The op tables register themselves on import; import them lazily so that
     # `graph.py` and `registry.py` stay importable on their own.
-    from . import ops_aten, ops_fused, ops_moe, ops_spike, ops_structured  # noqa: F401
+    from . import ops_aten, ops_fused, ops_moe, ops_spike, ops_spiking_neuron, ops_structured  # noqa: F401
 
 
 def get_op(name: str) -> OpDef:

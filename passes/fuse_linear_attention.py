@@ -40,7 +40,8 @@ After the loops, the same pass fuses chunked forms (`la_chunked`), RWKV's WKV
 (`la_wkv`) and quadratic masked forms (`la_quadratic`), in that order (a
 chunk's intra part is itself a masked product), and finally turns channel gates
 equal to log(1 - k) into key-tied ones (`la_key_tied`). Options `chunked`,
-`wkv`, `quadratic` switch those off.
+`wkv`, `quadratic` switch those off. Last, `lif` (on by default) runs fuse-lif, so
+that a spiking model's multi-step neurons, its other loop over time, are fused too.
 
 To make the sequence length symbolic again after fusing a loop traced at a
 fixed length, see `spikec.passes.symbolic_length.trace_symbolic` (re-exported
@@ -426,7 +427,7 @@ def _final_used(graph: Graph, scan: Node) -> bool:
 
 @register("fuse-linear-attention")
 def fuse_linear_attention(graph: Graph, *, reroll_loops: bool = True, quadratic: bool = True, chunked: bool = True,
-                          wkv: bool = True) -> None:
+                          wkv: bool = True, lif: bool = True) -> None:
     """Replace linear attention (loops, scans, chunked and quadratic forms, RWKV's WKV) by linear_attention."""
     if reroll_loops:
         reroll(graph, accept=lambda plan: match_scan(plan.scan) is not None)
@@ -454,3 +455,6 @@ def fuse_linear_attention(graph: Graph, *, reroll_loops: bool = True, quadratic:
         stat("fused-quadratic", fuse_quadratic_linear_attention(graph))
     from .la_key_tied import tie_key_gates
     stat("key-tied", tie_key_gates(graph))
+    if lif:        # SpikeGPT's neurons: the other loop over time left in its graph (see fuse_lif)
+        from .fuse_lif import fuse_lif_loops
+        stat("fused-lif", fuse_lif_loops(graph))

@@ -23,6 +23,7 @@ RULE_MODULES: tuple[str, ...] = (
     "rules_fused",        # linear_attention, attention, sliding_window_attention -> kernels/
     "rules_custom",       # torch.library custom ops: call the op itself
     "rules_spike",        # spike_encode/_train/_decode/_linear, straight_through, int8_fake_quant (STE kernels)
+    "rules_lif",          # lif (multi-step LIF neuron, ATan surrogate gradient)
     "rules_moe",          # moe, grouped_matmul (grouped GEMM kernel), moe_route/_permute/_combine, all_to_all, shard
 )
 

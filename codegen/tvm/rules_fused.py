@@ -23,3 +23,9 @@ def _attention(cx: Lowering, node):
     from .kernels import attention as k
     a = node.args
     return k.lower(cx, node, a["q"], a["k"], a["v"], float(a.get("scale", 1.0)), bool(a.get("causal", True)), None)
+
+
+@RULES.rule("lif")
+def _lif(cx: Lowering, node):
+    from .kernels import lif as k
+    return k.lower(cx, node)

@@ -7,4 +7,4 @@ from spikec.codegen.rules import RuleTable
 
 RULES = RuleTable("onnx")
 
-from . import elementwise, reduce, shape, index, create, nn, fused, structured  # noqa: E402,F401
+from . import elementwise, reduce, shape, index, create, nn, fused, structured, lif  # noqa: E402,F401
