@@ -10,7 +10,7 @@ logsigmoid(x)/16 (SpikingBrain's gate), against:
 - torch.compile (Inductor, C++/OpenMP) of that chunked function,
 - onnxruntime (CPU EP) running the chunked function exported with
   torch.onnx.export(dynamo=True),
-- every spikec target in --targets (default: cpu), which compiles ONE graph with a
+- every spikec target in --targets (default: cpu, torch, onnx, mlir), each compiling ONE graph with a
   symbolic T and runs it at every length.
 
 It also measures the cpu target's GEMM choice (`dense_gemm` in the JSON): one
@@ -30,7 +30,7 @@ The hook: ROWS maps a row name to a builder `(T) -> fn(q, k, v, g) | None`.
 Other backends add rows by `--targets cpu,onnx,mlir` (any spikec target lowering
 linear_attention) or by registering a builder in ROWS before calling main().
 
-    python bench/kernels.py [--quick | --smoke] [--targets cpu] [--threads 2]
+    python bench/kernels.py [--quick | --smoke] [--targets cpu,torch,onnx,mlir] [--threads 2]
 """
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def spikec_row(target: str, threads: int):
     q, k, v, gate = (g.add_input(TensorType((B, H, T, D), "f32"), n) for n in ("q", "k", "v", "g"))
     g.set_outputs(g.add_node("linear_attention", {"q": q, "k": k, "v": v, "gate": gate, "gate_kind": "channel",
                                                   "scale": SCALE}, [TensorType((B, H, T, D), "f32")]).outputs)
-    opts = {"num_threads": threads} if target == "cpu" else {}
+    opts = {"cpu": {"num_threads": threads}, "mlir": {"opt_level": 3}}.get(target, {})   # mlir: LLVM -O3 (default -O0)
     t0 = time.perf_counter()
     art = spikec.compile(g, target=target, pipeline="", **opts)
     compile_s = time.perf_counter() - t0
@@ -248,14 +248,17 @@ def cpu_executed_flops(T: int) -> float:
 
 def main(argv=None) -> dict:
     p = parser(__doc__)
-    p.add_argument("--targets", default="cpu", help="spikec targets to add as rows (default cpu)")
+    p.add_argument("--targets", default="cpu,torch,onnx,mlir",
+                   help="spikec targets to add as rows (default cpu,torch,onnx,mlir)")
     args = p.parse_args(argv)
     setup(args)
-    lengths = [64, 200] if args.smoke else [1024, 4096] if args.quick else [1024, 4096, 16384]
-    repeats = args.repeats or (1 if args.smoke else 5)
+    lengths = [64, 200] if args.smoke else [1024, 16384] if args.quick else [1024, 4096, 16384]
+    repeats = args.repeats or (1 if args.smoke else 3 if args.quick else 5)
     global NAIVE_MAX_T
     if args.smoke:
         NAIVE_MAX_T = 64
+    elif args.quick:            # the step loop costs ~10 s per 1K tokens: time it once, extrapolate
+        NAIVE_MAX_T = 1024
 
     load_before = os.getloadavg()
     builders = dict(ROWS)

@@ -43,6 +43,7 @@ def ir_dtype(elem_type: int, what: str) -> str:
 # -- loading ------------------------------------------------------------------
 def _load(src) -> tuple[onnx.ModelProto, str]:
     if isinstance(src, onnx.ModelProto):
+        _check_versions(src, "<onnx>")
         return src, "<onnx>"
     if isinstance(src, (bytes, bytearray)):
         label = "<onnx bytes>"
@@ -62,11 +63,26 @@ def _load(src) -> tuple[onnx.ModelProto, str]:
                                 hint="pass a .onnx file written by torch.onnx.export or onnx.save") from e
     else:
         raise FrontendError(f"from_onnx takes a path, bytes or an onnx.ModelProto, not {type(src).__name__}")
+    where = os.fspath(src) if isinstance(src, (str, os.PathLike)) else label
     if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.output:
-        where = src if isinstance(src, (str, os.PathLike)) else label
-        raise FrontendError(f"{os.fspath(where)} is not a valid ONNX model: it has no ir_version or no graph outputs",
+        raise FrontendError(f"{where} is not a valid ONNX model: it has no ir_version or no graph outputs",
                             hint="pass a .onnx file written by torch.onnx.export or onnx.save")
+    _check_versions(model, where)
     return model, label
+
+
+def _check_versions(model: onnx.ModelProto, where: str) -> None:
+    """A model from a newer ONNX may use op semantics the installed onnx does not know."""
+    if model.ir_version > onnx.IR_VERSION:
+        raise FrontendError(f"{where} has ONNX IR version {model.ir_version}; the installed onnx "
+                            f"{onnx.__version__} reads up to {onnx.IR_VERSION}",
+                            hint="export with an older ONNX version, or upgrade onnx")
+    newest = onnx.defs.onnx_opset_version()
+    for o in model.opset_import:
+        if o.domain in _ONNX_DOMAINS and o.version > newest:
+            raise FrontendError(f"{where} uses ONNX opset {o.version}; the installed onnx {onnx.__version__} "
+                                f"knows opsets up to {newest}",
+                                hint=f"export with opset_version <= {newest}")
 
 
 def _first_line(e: BaseException) -> str:
@@ -257,7 +273,10 @@ class _Importer:
 
     def input_dim(self, d, input_name: str, axis: int):
         kind = d.WhichOneof("value")
-        if kind == "dim_value" and d.dim_value >= 0:
+        if kind == "dim_value" and d.dim_value < 0:
+            raise FrontendError(f"graph input {input_name!r} has the negative size {d.dim_value} at axis {axis}",
+                                hint="a dim is a size >= 0, or a dim_param name for a symbolic size")
+        if kind == "dim_value":
             return int(d.dim_value)
         raw = d.dim_param if kind == "dim_param" and d.dim_param else f"{input_name}_{axis}"
         if raw in self._dim_syms:
@@ -396,8 +415,16 @@ class _Importer:
             env[init.name] = Val(known=arr, dtype=dtype, name=init.name)
 
     def body(self, gp: onnx.GraphProto, g: Graph, env: dict, file: str):
+        defined = {v.name for v in gp.input} | {t.name for t in gp.initializer}
         for i, node in enumerate(gp.node):
-            self.node(node, g, env, Loc(file, i))
+            loc = Loc(file, i)
+            for name in node.output:        # ONNX graphs are SSA: one producer per name
+                if name and name in defined:
+                    raise FrontendError(f"{node.op_type} node {node.name or '<unnamed>'!r} defines {name!r}, which an "
+                                        "earlier node, input or initializer already defines",
+                                        where=f"{loc} (ONNX node {node.name or '<unnamed>'!r}, {node.op_type})")
+                defined.add(name)
+            self.node(node, g, env, loc)
 
     def node(self, node: onnx.NodeProto, g: Graph, env: dict, loc: Loc):
         where = f"{loc} (ONNX node {node.name or '<unnamed>'!r}, {node.op_type})"
@@ -413,6 +440,7 @@ class _Importer:
         if extra:
             raise UnsupportedOpError(f"{node.op_type}: attribute(s) {', '.join(extra)} not supported "
                                      f"(node {node.name or '<unnamed>'!r}, #{loc.line})", where=where)
+        _check_schema(node, self.opset, where)
         for name in node.input:
             if name and name not in env:
                 raise FrontendError(f"{node.op_type} reads {name!r}, which no earlier node or input defines",
@@ -518,6 +546,32 @@ class _Importer:
         self._add_initializers(gp, env)
         self.body(gp, g, env, f"{loc.file}#{loc.line}/{gp.name or 'branch'}")
         return [env[o.name] for o in gp.output]
+
+
+def _check_schema(node: onnx.NodeProto, opset: int, where: str) -> None:
+    """Input/output counts and required attributes against ONNX's own op schema, so a
+    malformed node is named here instead of failing inside its import rule."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, node.domain or "")
+    except Exception:           # no schema at this opset: the rule decides
+        return
+    n_in = len(node.input)
+    while n_in and not node.input[n_in - 1]:        # trailing "" = omitted optional inputs
+        n_in -= 1
+    name = f"{node.op_type} node {node.name or '<unnamed>'!r}"
+    if not schema.min_input <= n_in <= schema.max_input:
+        want = (f"{schema.min_input}" if schema.min_input == schema.max_input else
+                f"{schema.min_input} to {schema.max_input}" if schema.max_input < 2 ** 30 else
+                f"at least {schema.min_input}")
+        raise FrontendError(f"{name} has {n_in} input(s); {node.op_type} (opset {opset}) takes {want}", where=where)
+    n_out = len(node.output)
+    if not schema.min_output <= n_out <= schema.max_output:
+        raise FrontendError(f"{name} has {n_out} output(s); {node.op_type} (opset {opset}) gives "
+                            f"{schema.min_output} to {schema.max_output}", where=where)
+    given = {a.name for a in node.attribute}
+    missing = sorted(a for a, spec in schema.attributes.items() if spec.required and a not in given)
+    if missing:
+        raise FrontendError(f"{name} lacks the required attribute(s) {', '.join(missing)}", where=where)
 
 
 def _prune(g: Graph) -> None:

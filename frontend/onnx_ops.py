@@ -600,7 +600,12 @@ def _unsqueeze_fold(cx, a, *rest):
 def _perm(cx) -> list:
     r = cx.rank(0)
     perm = cx.attr("perm")
-    return list(range(r))[::-1] if perm is None else [cx.axis(p, r) for p in perm]
+    if perm is None:
+        return list(range(r))[::-1]
+    out = [cx.axis(p, r) for p in perm]
+    if sorted(out) != list(range(r)):       # e.g. [0, 0]: not a permutation of the axes
+        cx.fail(f"Transpose: perm {list(perm)} is not a permutation of the {r} axes", error=FrontendError)
+    return out
 
 
 def _transpose(cx):

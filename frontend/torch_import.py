@@ -23,6 +23,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 from spikec.ir import FrontendError, Graph, ScalarType, TensorType, UnsupportedOpError, lookup_torch, sym
 from spikec.ir.types import dtype_name, norm_dim
 
+from .quiet import held_output
 from .source_loc import loc_from_stack_trace, loc_of_callable, short_path
 
 aten = torch.ops.aten
@@ -109,7 +110,7 @@ def export(model: torch.nn.Module, example_inputs: tuple, dynamic: dict | None =
            strict: bool = False) -> torch.export.ExportedProgram:
     dyn, _ = _dynamic_shapes(example_inputs, dynamic)
     try:
-        with warnings.catch_warnings():
+        with held_output(), warnings.catch_warnings():
             # torch's own pytree deprecation notices; nothing a user can act on.
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|copyreg)")
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*")

@@ -30,6 +30,18 @@ _SYMPY_FUNCS = {n: f for n, f in vars(torch_sympy_functions).items()
 _SYMPY_FUNCS.setdefault("Max", sympy.Max)
 _SYMPY_FUNCS.setdefault("Min", sympy.Min)
 
+# sympify evaluates its input as Python, so a symbolic dim is checked against this
+# grammar first: names, integers, arithmetic and comparisons, brackets and commas.
+# No quotes, dots after names, subscripts or lambdas: IR text from a file can run no code.
+_SYM_TOKEN = re.compile(r"\s+|[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|\*\*|//|[-+*/%(),<>=!&|~]")
+
+# sympy names a printed dim may contain besides _SYMPY_FUNCS (sympify resolves them itself).
+_SYMPY_NAMES = frozenset({"Eq", "Ne", "Lt", "Le", "Gt", "Ge", "And", "Or", "Not", "Piecewise", "Abs", "floor",
+                          "ceiling", "Mod", "True", "False", "oo", "Integer", "Rational"})
+
+# Deeper literal nesting than any printed graph has; refused before Python's stack runs out.
+MAX_NESTING = 200
+
 
 class _Lexer:
     def __init__(self, text: str):
@@ -41,7 +53,9 @@ class _Lexer:
         while self.pos < len(self.text):
             m = _TOKEN.match(self.text, self.pos)
             if not m:
-                self.error(f"unexpected character {self.text[self.pos]!r}", self.pos)
+                ch = self.text[self.pos]
+                self.error("unterminated string: no closing '\"'" if ch == '"' else
+                           f"unexpected character {ch!r}", self.pos)
             start, self.pos = self.pos, m.end()
             if m.lastgroup != "ws":
                 return (m.lastgroup, m.group(), start)
@@ -92,7 +106,12 @@ class _Lexer:
     def error(self, message: str, offset: int):
         line = self.text.count("\n", 0, offset) + 1
         col = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
-        src = self.text.splitlines()[line - 1] if self.text.splitlines() else ""
+        lines = self.text.splitlines()
+        src = lines[line - 1] if line <= len(lines) else ""    # the end of text may follow a last newline
+        src = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in src)   # binary input: no raw control bytes
+        if len(src) > 120:      # a window around the column, not a whole generated line
+            lo = max(0, col - 60)
+            src = ("..." if lo else "") + src[lo:lo + 120] + ("..." if lo + 120 < len(src) else "")
         raise ParseError(f"{message}", where=f"line {line}, column {col}: {src.strip()}")
 
 
@@ -101,14 +120,34 @@ class _Parser:
         self.lx = _Lexer(text)
         self.symbols: dict[str, tuple] = {}
         self.constants = constants
+        self.depth = 0
 
     # -- types and dims -------------------------------------------------------
+    def _check_sym_text(self, raw: str, offset: int) -> None:
+        pos = 0
+        while pos < len(raw):
+            m = _SYM_TOKEN.match(raw, pos)
+            if not m:
+                self.lx.error(f"bad symbolic expression {raw!r}: unexpected {raw[pos]!r} (a dim expression holds "
+                              "symbols, integers, + - * / // % ** and functions such as FloorDiv)", offset)
+            word = m.group()
+            if (word[0].isalpha() or word[0] == "_") and word not in self.symbols and \
+                    word not in _SYMPY_FUNCS and word not in _SYMPY_NAMES:
+                if word.startswith("_") or not word.isidentifier():
+                    self.lx.error(f"bad symbolic expression {raw!r}: {word!r} is not a symbol or dim function", offset)
+                self.lx.error(f"undeclared symbol(s) {word} in {raw!r}; declare them in `symbols {{...}}`", offset)
+            pos = m.end()
+
     def sym_expr(self, raw: str, offset: int):
+        self._check_sym_text(raw, offset)
         names = {n: sym(n) for n in self.symbols}
         try:
             expr = sympy.sympify(raw, locals={**_SYMPY_FUNCS, **names})
-        except (sympy.SympifyError, SyntaxError, TypeError) as e:
-            self.lx.error(f"bad symbolic expression {raw!r}: {e}", offset)
+        except Exception as e:  # sympify reports bad syntax as several exception types
+            first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            self.lx.error(f"bad symbolic expression {raw!r}: {first}", offset)
+        if not isinstance(expr, sympy.Expr):
+            self.lx.error(f"bad symbolic expression {raw!r}: not an integer expression", offset)
         undeclared = sorted(s.name for s in expr.free_symbols if s.name not in self.symbols)
         if undeclared:
             self.lx.error(f"undeclared symbol(s) {', '.join(undeclared)} in {raw!r}; declare them in `symbols {{...}}`", offset)
@@ -118,6 +157,8 @@ class _Parser:
         kind, text, off = self.lx.peek()
         if kind == "number" and "." not in text and "e" not in text.lower():
             self.lx.next()
+            if int(text) < 0:
+                self.lx.error(f"negative size {text} in a shape", off)
             return int(text)
         if kind == "ident":
             self.lx.next()
@@ -160,12 +201,16 @@ class _Parser:
             return json.loads(text)
         if text == "[":
             self.lx.next()
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                self.lx.error(f"lists nested more than {MAX_NESTING} deep", off)
             items = []
             if not self.lx.accept("]"):
                 items.append(self.literal(scope))
                 while self.lx.accept(","):
                     items.append(self.literal(scope))
                 self.lx.expect("]")
+            self.depth -= 1
             return items
         if text == "(":
             raw, off = self.lx.raw_parenthesized()
@@ -272,8 +317,11 @@ class _Parser:
                 self.lx.expect("[")
                 lo = int(self.lx.expect_kind("number", "a lower bound")[1])
                 self.lx.expect(",")
+                hi_tok = None if self.lx.peek()[1] == "?" else self.lx.peek()
                 hi = None if self.lx.accept("?") else int(self.lx.expect_kind("number", "an upper bound or ?")[1])
                 self.lx.expect("]")
+                if hi is not None and hi < lo:
+                    self.lx.error(f"symbol {name} has the empty range [{lo}, {hi}]", hi_tok[2])
                 self.symbols[name] = (lo, hi)
                 if not self.lx.accept(","):
                     break
@@ -369,8 +417,13 @@ class _Parser:
 def parse(text: str, constants: dict | None = None) -> Graph:
     """Read a graph from its text form. `constants` supplies the tensors that
     `constant` nodes refer to (the text holds only their names and types)."""
+    if not isinstance(text, str):
+        raise ParseError(f"parse takes IR text (a str), not {type(text).__name__}")
     p = _Parser(text, constants)
-    g = p.graph(top=True)
+    try:
+        g = p.graph(top=True)
+    except RecursionError:      # regions or brackets nested past Python's stack
+        p.lx.error("the text is nested too deeply to parse", p.lx.pos)
     kind, tok, off = p.lx.peek()
     if kind != "eof":
         p.lx.error(f"unexpected text after the graph: {tok!r}", off)

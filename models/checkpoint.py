@@ -35,8 +35,16 @@ def save_weights(model: torch.nn.Module, directory: str | os.PathLike) -> str:
 def _weight_files(directory: str) -> list[str]:
     index = os.path.join(directory, INDEX_NAME)
     if os.path.exists(index):
-        with open(index) as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
+        try:
+            with open(index, encoding="utf-8") as f:
+                weight_map = json.load(f)["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"{index} is damaged ({type(e).__name__}: {e}); it must hold a "
+                                  "'weight_map' of tensor name -> shard file") from None
+        bad = [s for s in shards if not isinstance(s, str) or os.path.isabs(s) or os.path.normpath(s).startswith("..")]
+        if bad:
+            raise CheckpointError(f"{index} names the shard {bad[0]!r}, which is not a file in {directory}")
         return [os.path.join(directory, s) for s in shards]
     single = os.path.join(directory, WEIGHTS_NAME)
     if os.path.exists(single):
@@ -47,9 +55,14 @@ def _weight_files(directory: str) -> list[str]:
 def read_weights(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
     tensors = {}
     for path in _weight_files(str(directory)):
-        with safe_open(path, framework="pt") as f:
-            for name in f.keys():
-                tensors[name] = f.get_tensor(name)
+        if not os.path.isfile(path):
+            raise CheckpointError(f"the weights file {path} is missing")
+        try:
+            with safe_open(path, framework="pt") as f:
+                for name in f.keys():
+                    tensors[name] = f.get_tensor(name)
+        except Exception as e:      # safetensors reports a damaged file as its own error type
+            raise CheckpointError(f"{path} is not a readable safetensors file ({type(e).__name__}: {e})") from e
     return tensors
 
 

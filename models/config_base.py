@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import types
+import typing
 from typing import Any, ClassVar
 
 # Keys written by transformers / training frameworks that do not change the architecture.
@@ -21,6 +24,45 @@ HF_METADATA_KEYS = frozenset({
 })
 
 CONFIG_NAME = "config.json"
+
+# Sizes and counts: a value < 1 builds an empty or broken model, so it is refused by name.
+POSITIVE_INT_FIELDS = frozenset({
+    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+    "intermediate_size", "moe_intermediate_size", "shared_expert_intermediate_size", "num_experts",
+    "num_experts_per_tok", "gate_low_rank_dim", "chunk_size", "sliding_window", "max_position_embeddings",
+    "attention_hidden_size", "context_length", "conv_size",
+})
+POSITIVE_FLOAT_FIELDS = frozenset({"norm_eps", "rms_norm_eps", "layer_norm_epsilon", "rope_theta",
+                                   "gate_logit_normalizer"})
+# HF writes a token id as an int or a list of ints; the model reads them, it does not size anything by them.
+_UNCHECKED_FIELDS = frozenset({"bos_token_id", "eos_token_id", "pad_token_id"})
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Does a JSON-ish value fit a dataclass field annotation (int, float, str, bool, list[int], X | None)?"""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint in (list, tuple) or origin in (list, tuple):
+        args = typing.get_args(hint)
+        return isinstance(value, (list, tuple)) and (not args or all(_fits(v, args[0]) for v in value))
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
+    return True            # anything else: the model's own validate() decides
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 class ConfigError(ValueError):
@@ -42,7 +84,25 @@ class ModelConfig:
     pad_token_id: int | None = 257
 
     def __post_init__(self) -> None:
+        self._check_values()
         self.validate()
+
+    def _check_values(self) -> None:
+        """Types, finiteness and sizes of every field, before a model is built from them."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _UNCHECKED_FIELDS:
+                continue
+            if not _fits(value, hints.get(f.name, Any)):
+                raise ConfigError(f"config field {f.name} must be {_type_name(hints[f.name])}, "
+                                  f"got {value!r} ({type(value).__name__})")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"config field {f.name} must be a finite number, got {value!r}")
+            if f.name in POSITIVE_INT_FIELDS and value is not None and value < 1:
+                raise ConfigError(f"config field {f.name} must be >= 1, got {value!r}")
+            if f.name in POSITIVE_FLOAT_FIELDS and value is not None and not value > 0:
+                raise ConfigError(f"config field {f.name} must be > 0, got {value!r}")
 
     def validate(self) -> None:  # overridden by subclasses
         pass
@@ -90,13 +150,24 @@ class ModelConfig:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "ModelConfig":
-        with open(os.path.join(directory, CONFIG_NAME)) as f:
-            return cls.from_dict(json.load(f))
+        return cls.from_dict(read_config_json(directory))
+
+
+def read_config_json(directory: str | os.PathLike) -> dict[str, Any]:
+    """The config.json of a checkpoint directory as a dict; a damaged file is a ConfigError naming it."""
+    path = os.path.join(directory, CONFIG_NAME)
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path} holds a JSON {type(d).__name__}, not an object of config fields")
+    return d
 
 
 def read_model_type(directory: str | os.PathLike) -> str:
-    with open(os.path.join(directory, CONFIG_NAME)) as f:
-        d = json.load(f)
+    d = read_config_json(directory)
     if "model_type" not in d:
         raise ConfigError(f"{os.path.join(directory, CONFIG_NAME)} has no 'model_type' field")
     return d["model_type"]

@@ -8,6 +8,7 @@ line of its docstring is its one-line doc.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable
@@ -34,7 +35,10 @@ class Option:
             raise ValueError(f"expected true/false, got {text!r}")
         if self.type in (list, tuple):
             return [t for t in text.split("|") if t]
-        return self.type(text)
+        value = self.type(text)
+        if self.type is float and not math.isfinite(value):    # nan slips past every `k > 0` check
+            raise ValueError(f"expected a finite number, got {text!r}")
+        return value
 
 
 @dataclass

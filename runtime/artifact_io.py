@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 import spikec
 from spikec.codegen import get_target
 from spikec.codegen.errors import UnknownTargetError
-from spikec.ir import SpikecError, parse
+from spikec.ir import SpikecError, parse, verify
 
 from .artifact import Artifact, Entry
 from .errors import ArtifactError
@@ -153,18 +153,55 @@ def read_manifest(path: str) -> dict:
     for key in ("target", "entries", "files", "pipeline"):
         if key not in m:
             raise ArtifactError(f"{mpath} lacks the {key!r} field: the manifest is damaged")
+    _check_manifest_shape(m, mpath)
     return m
+
+
+def _check_manifest_shape(m: dict, mpath: str) -> None:
+    """Field types and file names, so a damaged manifest is named instead of failing later."""
+    def bad(what: str):
+        raise ArtifactError(f"{mpath}: {what}: the manifest is damaged", hint="recompile the artifact")
+
+    def inside(rel) -> bool:
+        return isinstance(rel, str) and bool(rel) and not os.path.isabs(rel) and \
+            os.path.normpath(rel).split(os.sep)[0] != ".."
+    if not isinstance(m["target"], str) or not isinstance(m["pipeline"], str):
+        bad("'target' and 'pipeline' must be strings")
+    if not isinstance(m["files"], dict) or not all(inside(k) and isinstance(v, str) for k, v in m["files"].items()):
+        bad("'files' must map relative paths inside the artifact to sha256 strings")
+    if not isinstance(m["entries"], dict) or not m["entries"]:
+        bad("'entries' must be a non-empty object")
+    for name, em in m["entries"].items():
+        if not isinstance(em, dict):
+            bad(f"entry {name!r} is a {type(em).__name__}, not an object")
+        for key, typ in (("graph", str), ("graph_hash", str), ("weights", dict)):
+            if not isinstance(em.get(key), typ):
+                bad(f"entry {name!r} lacks a {typ.__name__} {key!r} field")
+        if not inside(em["graph"]):
+            bad(f"entry {name!r} names the graph file {em['graph']!r}, outside the artifact")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in em["weights"].items()):
+            bad(f"entry {name!r} has a 'weights' map that is not names to names")
+    if not isinstance(m.get("state", []), list) or not isinstance(m.get("meta", {}), dict):
+        bad("'state' must be a list and 'meta' an object")
 
 
 def verify_files(path: str, manifest: dict) -> None:
     """Every listed file present with its recorded sha256; nothing else unlisted but the manifest."""
     for rel, digest in manifest["files"].items():
         full = os.path.join(path, rel)
-        if not os.path.exists(full):
+        if not os.path.isfile(full):
             raise ArtifactError(f"{full} is missing from the artifact", hint="the artifact is incomplete; recompile it")
         if _sha256(full) != digest:
             raise ArtifactError(f"{full} does not match its sha256 in the manifest: the file was modified or damaged",
                                 hint="recompile the artifact; do not edit its files")
+    # A file nobody hashed would be read unchecked (a tokenizer.json dropped into extra/).
+    listed = {os.path.normpath(rel) for rel in manifest["files"]} | {MANIFEST}
+    for root, _, names in os.walk(path):
+        for n in names:
+            rel = os.path.relpath(os.path.join(root, n), path)
+            if rel not in listed:
+                raise ArtifactError(f"{os.path.join(path, rel)} is not listed in the manifest: the artifact was "
+                                    "modified after it was saved", hint="remove the file, or recompile the artifact")
 
 
 def load_artifact(path: str, target: str | None = None) -> Artifact:
@@ -186,8 +223,11 @@ def load_artifact(path: str, target: str | None = None) -> Artifact:
     entries = {}
     for name, em in m["entries"].items():
         gpath = os.path.join(path, em["graph"])
-        with open(gpath) as f:
-            text = f.read()
+        try:
+            with open(gpath, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ArtifactError(f"{gpath} cannot be read as IR text: {e}") from e
         if hashlib.sha256(text.encode()).hexdigest() != em["graph_hash"]:
             raise ArtifactError(f"{gpath}: graph hash differs from the manifest")
         missing = [k for k in em["weights"].values() if k not in weights]
@@ -196,11 +236,16 @@ def load_artifact(path: str, target: str | None = None) -> Artifact:
         consts = {c: weights[k] for c, k in em["weights"].items()}
         try:
             g = parse(text, constants=consts)
+            verify(g)           # an edited graph is named here, not deep inside the target's lowering
         except SpikecError as e:
-            raise ArtifactError(f"{gpath} does not parse: {e}") from e
+            raise ArtifactError(f"{gpath} is not a valid graph: {e.message}", where=e.where) from e
         entries[name] = Entry(g, tgt.lower(g))
-    return Artifact(entries, m["target"], m["pipeline"], [StateSlot.from_json(s) for s in m.get("state", [])],
-                    dict(m.get("meta", {})))
+    try:
+        state = [StateSlot.from_json(s) for s in m.get("state", [])]
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ArtifactError(f"{os.path.join(path, MANIFEST)}: the 'state' layout is damaged "
+                            f"({type(e).__name__}: {e})", hint="recompile the artifact") from e
+    return Artifact(entries, m["target"], m["pipeline"], state, dict(m.get("meta", {})))
 
 
 def extra_file(path: str, rel: str) -> str:

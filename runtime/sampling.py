@@ -4,6 +4,18 @@ from __future__ import annotations
 import torch
 
 
+def check_sampling(temperature, top_k, top_p) -> None:
+    """Refuse settings that would silently mean something else (a negative temperature, an
+    empty nucleus, zero candidates)."""
+    from .errors import RuntimeInputError
+    if temperature is not None and not (temperature >= 0 and temperature != float("inf")):
+        raise RuntimeInputError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and (isinstance(top_k, bool) or int(top_k) != top_k or top_k < 1):
+        raise RuntimeInputError(f"top_k must be an integer >= 1 (or None for no limit), got {top_k}")
+    if top_p is not None and not (0 < top_p <= 1):
+        raise RuntimeInputError(f"top_p must be in (0, 1] (or None for no nucleus), got {top_p}")
+
+
 def filter_top_k_top_p(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
     """logits [B, V] with everything outside the top-k and the nucleus set to -inf."""
     if top_k:
@@ -23,6 +35,7 @@ def filter_top_k_top_p(logits: torch.Tensor, top_k: int | None, top_p: float | N
 def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
            generator: torch.Generator | None = None) -> torch.Tensor:
     """logits [B, V] -> ids [B]. temperature 0 is greedy."""
+    check_sampling(temperature, top_k, top_p)
     if temperature is None or temperature <= 0:
         return logits.argmax(-1)
     logits = filter_top_k_top_p(logits.float() / temperature, top_k, top_p)

@@ -18,7 +18,7 @@ import torch
 
 from .artifact import Artifact
 from .errors import RuntimeInputError
-from .sampling import sample
+from .sampling import check_sampling, sample
 from .state import DecodeState
 
 
@@ -42,6 +42,8 @@ class Session:
             return self.artifact.run(entry, *inputs)
 
     def forward(self, *inputs):
+        if self.vocab_size and inputs and isinstance(inputs[0], torch.Tensor) and not inputs[0].is_floating_point():
+            inputs = (self._check_vocab(inputs[0], "forward input ids"), *inputs[1:])   # a language model's ids
         outs = self._run("forward", *inputs)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
@@ -59,10 +61,13 @@ class Session:
             raise RuntimeInputError(f"{what} must be integer token ids, got {ids.dtype}")
         if ids.shape[1] == 0:
             raise RuntimeInputError(f"{what} are empty: give at least one token")
+        return self._check_vocab(ids, what).long()
+
+    def _check_vocab(self, ids: torch.Tensor, what: str) -> torch.Tensor:
         if self.vocab_size and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
             bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
             raise RuntimeInputError(f"{what} contain token id {bad}, outside the vocabulary [0, {self.vocab_size})")
-        return ids.long()
+        return ids
 
     # -- the two steps of generation ----------------------------------------------
     def empty_state(self, batch_size: int) -> DecodeState:
@@ -100,6 +105,7 @@ class Session:
         Greedy when temperature is 0. Generation stops when every sequence has produced a
         `stop` token (finished rows keep repeating it). stream=True returns an iterator
         of [B] token tensors instead of the full [B, T + n] ids."""
+        check_sampling(temperature, top_k, top_p)
         if isinstance(ids, (list, tuple)) and ids and not isinstance(ids[0], int):
             if stream:
                 raise RuntimeInputError("stream=True takes one [B, T] batch; stream each prompt separately")

@@ -88,8 +88,13 @@ def _dist():
 
 class Trainer:
     def __init__(self, module: torch.nn.Module, data: torch.Tensor, cfg: TrainConfig, ckpt_dir: str | None = None,
-                 progress: bool = True, on_step: Callable[[int, float], None] | None = None):
+                 progress: bool = True, on_step: Callable[[int, float], None] | None = None,
+                 vocab_size: int | None = None):
         cfg.validate()
+        if vocab_size and data.numel() and (int(data.min()) < 0 or int(data.max()) >= vocab_size):
+            bad = int(data.min()) if int(data.min()) < 0 else int(data.max())
+            raise RuntimeInputError(f"training data holds token id {bad}, outside the model's vocabulary "
+                                    f"[0, {vocab_size})", hint="the tokenizer and the model do not match")
         self.dist, self.rank, self.world = _dist()
         if cfg.batch_size % self.world:
             raise RuntimeInputError(f"batch_size {cfg.batch_size} does not split over {self.world} ranks")
@@ -131,23 +136,41 @@ class Trainer:
         if path is None or not os.path.exists(path):
             return False
         try:
-            state = torch.load(path, weights_only=False)
+            # weights_only: a checkpoint is tensors, numbers, strings and containers; a
+            # tampered file cannot run code while it is read.
+            state = torch.load(path, weights_only=True)
         except Exception as e:
-            raise CheckpointError(f"{path} cannot be read ({type(e).__name__}: {e})",
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise CheckpointError(f"{path} cannot be read ({type(e).__name__}: {first})",
                                   hint="delete it to start over, or restore it from a backup") from e
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path} holds a {type(state).__name__}, not a spikec training checkpoint")
         for key in ("step", "losses", "model", "optimizer", "rng", "config"):
             if key not in state:
                 raise CheckpointError(f"{path} lacks {key!r}: not a spikec training checkpoint")
+        if not isinstance(state["config"], dict) or not isinstance(state["step"], int) or state["step"] < 0 \
+                or not isinstance(state["losses"], list):
+            raise CheckpointError(f"{path} has a damaged 'config', 'step' or 'losses' record")
         if state["config"] != asdict(self.cfg):
             diff = {k: (state["config"].get(k), v) for k, v in asdict(self.cfg).items() if state["config"].get(k) != v}
             raise CheckpointError(f"{path} was written with a different training config: {diff}",
                                   hint="resume with the same settings, or use a new checkpoint directory")
         try:
             self.module.load_state_dict(state["model"])
-        except RuntimeError as e:
+        except (RuntimeError, TypeError, AttributeError) as e:
             raise CheckpointError(f"{path} does not fit this model: {str(e).splitlines()[0]}") from e
-        self.opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+        # Restore into copies first: a checkpoint that fails half-way leaves the trainer as it was.
+        opt_state = self.opt.state_dict()
+        try:
+            self.opt.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as e:
+            self.opt.load_state_dict(opt_state)
+            raise CheckpointError(f"{path} holds an optimizer state that does not fit this model "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+        try:
+            torch.set_rng_state(state["rng"])
+        except (TypeError, RuntimeError) as e:
+            raise CheckpointError(f"{path} holds a damaged RNG state ({type(e).__name__})") from e
         self.step, self.losses = int(state["step"]), list(state["losses"])
         return True
 
@@ -159,12 +182,18 @@ class Trainer:
 
     # -- training ------------------------------------------------------------------
     def _loss(self, x, y) -> torch.Tensor:
-        if self.cfg.precision == "bf16":
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+        try:
+            if self.cfg.precision == "bf16":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits = self.module(x)
+            else:
                 logits = self.module(x)
-        else:
-            logits = self.module(x)
-        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        except IndexError as e:     # an embedding or the loss indexed past the vocabulary
+            raise RuntimeInputError(f"a training batch holds a token id the model cannot take (ids "
+                                    f"{int(x.min())}..{max(int(x.max()), int(y.max()))}): {e}",
+                                    hint="pass vocab_size= to check the data up front; the tokenizer and "
+                                         "the model may not match") from e
 
     def train_step(self) -> float:
         cfg = self.cfg

@@ -13,6 +13,7 @@ EPILOG = """MODEL is a zoo name (spikingbrain:tiny), a Python factory (file.py:m
 
 
 def _parse_dynamic(items: list[str] | None) -> dict | None:
+    from spikec.ir import SpikecError
     if not items:
         return None
     out = {}
@@ -22,7 +23,9 @@ def _parse_dynamic(items: list[str] | None) -> dict | None:
             lo, hi = rng.split(":")
             out[name] = (int(lo), int(hi))
         except ValueError:
-            raise SystemExit(f"error: --dynamic expects NAME=LO:HI (e.g. T=2:4096), got {item!r}")
+            raise SpikecError(f"--dynamic expects NAME=LO:HI (e.g. T=2:4096), got {item!r}") from None
+        if not name.isidentifier() or not 0 <= out[name][0] <= out[name][1]:
+            raise SpikecError(f"--dynamic {item}: give a symbol name and a range 0 <= LO <= HI (e.g. T=2:4096)")
     return out
 
 
@@ -42,6 +45,10 @@ def _run_pipeline(g, args):
     if not args.pipeline:
         return g, None
     from spikec.passes import PassManager
+    from spikec.passes.registry import get_pass
+    for name in args.print_after:
+        if name != "all":
+            get_pass(name)          # a misspelt --print-after would otherwise print nothing
     before = sum(1 for _ in g.walk())
     pm = PassManager(args.pipeline, verify_each=args.verify_each or None, print_after=args.print_after,
                      print_after_change=args.print_after_change, dump_dir=args.dump_dir, out=sys.stderr)
@@ -55,8 +62,9 @@ def _parse_overrides(items: list[str] | None) -> dict:
     out = {}
     for item in items or []:
         key, eq, value = item.partition("=")
-        if not eq:
-            raise SystemExit(f"error: --config expects KEY=VALUE (e.g. attn_mode=naive), got {item!r}")
+        if not eq or not key:
+            from spikec.ir import SpikecError
+            raise SpikecError(f"--config expects KEY=VALUE (e.g. attn_mode=naive), got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -86,9 +94,7 @@ def cmd_opt(args) -> int:
     if args.file == "-":
         text = sys.stdin.read()
     else:
-        if not os.path.exists(args.file):
-            raise ir.SpikecError(f"no such file: {args.file}")
-        text = open(args.file).read()
+        text = _read_text(args.file, "IR text")
     pipeline = args.pipeline
     if not pipeline:
         for line in text.splitlines():
@@ -97,6 +103,8 @@ def cmd_opt(args) -> int:
                 break
     args.pipeline = pipeline
     g = ir.parse(text)
+    if args.verify:
+        ir.verify(g)          # like mlir-opt: a type error in the input is named before any pass runs
     out, _ = _run_pipeline(g, args)
     result = str(out)
     if args.output:
@@ -107,10 +115,31 @@ def cmd_opt(args) -> int:
     return 0
 
 
+def _read_text(path: str, what: str) -> str:
+    from spikec.ir import SpikecError
+    if not os.path.exists(path):
+        raise SpikecError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise SpikecError(f"{path} is a directory, not a file of {what}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise SpikecError(f"{path} is not UTF-8 text (byte {e.start}): not a file of {what}") from None
+
+
+def _check_sizes(args) -> None:
+    from spikec.ir import SpikecError
+    for flag in ("seq_len", "batch"):
+        if getattr(args, flag) < 1:
+            raise SpikecError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+
+
 def cmd_inspect(args) -> int:
     from spikec import ir
     from spikec.model_spec import load
     from spikec.stats import format_stats, human
+    _check_sizes(args)
     meta = args.meta or any(args.model.endswith(":" + p) for p in ("1b", "7b", "76b"))
     loaded = load(args.model, seq_len=args.seq_len, batch=args.batch,
                   dynamic=_parse_dynamic(args.dynamic), meta=meta, overrides=_parse_overrides(args.config))
@@ -196,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt = sub.add_parser("opt", help="run a pipeline on IR text (e.g. a reproducer)", description=cmd_opt.__doc__)
     opt.add_argument("file", metavar="FILE", help="IR text file, or - for stdin")
     opt.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE instead of stdout")
+    opt.add_argument("--no-verify", dest="verify", action="store_false", help="skip verifying the input IR")
     _add_pipeline_args(opt)
     opt.set_defaults(func=cmd_opt)
 
@@ -203,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train, compile, save, load and run the default tiny model",
                           description=cmd_demo.__doc__)
-    demo.add_argument("--target", default="torch", help="codegen target (default torch; see docs/runtime.md for cpu)")
+    demo.add_argument("--target", default="cpu", help="codegen target (default cpu: TVM llvm; `spikec targets` lists the others)")
     demo.add_argument("--prompt", default="def ", help="text to continue")
     demo.add_argument("--max-new-tokens", type=int, default=80)
     demo.add_argument("--out-dir", default="demo-out", help="checkpoint and artifact directory (default demo-out)")
@@ -215,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="passes to run")
     demo.set_defaults(func=cmd_demo)
     return p
+
+
+def one_line(e) -> str:
+    """A SpikecError as one line: message (at where; hint: hint), inner line breaks folded."""
+    fold = lambda text: " ".join(str(text).split())  # noqa: E731
+    where, hint = getattr(e, "where", None), getattr(e, "hint", None)
+    extra = "; ".join(x for x in ((f"at {fold(where)}" if where else ""), (f"hint: {fold(hint)}" if hint else "")) if x)
+    return fold(getattr(e, "message", None) or e) + (f" ({extra})" if extra else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,7 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     except SpikecError as e:
         if verbose:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:            # a path the user gave: missing folder, no permission, disk full
+        if verbose:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -20,20 +20,35 @@ def _zoo_model(spec: str, overrides: dict, checkpoint: str | None = None):
     import spikec.models as zoo
     from spikec.ir import FrontendError
     if os.path.isdir(spec):
+        if overrides:
+            raise FrontendError(f"--config overrides apply to zoo names, not to the checkpoint {spec}",
+                                hint="edit its config.json instead")
         try:
             model = zoo.from_pretrained(spec)
         except (zoo.ConfigError, zoo.CheckpointError, OSError) as e:
             raise FrontendError(f"cannot load the checkpoint {spec}: {e}") from e
-        return model.eval(), zoo.load_tokenizer(spec)
+        return model.eval(), load_tokenizer_from(spec, FrontendError)
     name, _, preset = spec.partition(":")
     if name not in zoo.names():
         raise FrontendError(f"unknown model {spec!r}: give a zoo name ({', '.join(zoo.names())}) "
                             f"with an optional :preset, or a checkpoint directory")
     try:
         model = zoo.create(name, preset or "tiny", **overrides)
+    except KeyError as e:               # unknown preset
+        raise FrontendError(str(e.args[0]) if e.args else f"unknown preset in {spec!r}") from None
     except zoo.ConfigError as e:
         raise FrontendError(f"bad config for {spec}: {e}") from e
     return model.eval(), zoo.ByteTokenizer()
+
+
+def load_tokenizer_from(directory: str, error: type):
+    """The tokenizer saved in `directory` (tokenizer.json, else bytes); a damaged file raises `error`."""
+    import spikec.models as zoo
+    try:
+        return zoo.load_tokenizer(directory)
+    except Exception as e:          # the tokenizers library reports a bad file as a bare Exception
+        raise error(f"cannot read the tokenizer in {directory}: {type(e).__name__}: "
+                    f"{str(e).splitlines()[0] if str(e) else ''}") from e
 
 
 def _tokenizer_files(tok) -> dict[str, bytes]:
@@ -72,6 +87,9 @@ def cmd_compile(args) -> int:
     """Compile MODEL (a zoo name like spikingbrain:tiny, or a checkpoint directory) for a target
     and save the artifact directory."""
     from spikec.cli import _parse_overrides
+    from spikec.ir import SpikecError
+    if args.max_len < 2:
+        raise SpikecError(f"--max-len must be >= 2 (a prompt and one new token), got {args.max_len}")
     t0 = time.perf_counter()
     art = compile_zoo(args.model, args.target, args.pipeline, _parse_overrides(args.config), not args.quiet,
                       args.max_len)
@@ -84,14 +102,29 @@ def cmd_compile(args) -> int:
 
 
 def _load_tokenizer(path: str):
-    import spikec.models as zoo
+    from spikec.runtime import ArtifactError
     from spikec.runtime.artifact_io import extra_file
-    return zoo.load_tokenizer(extra_file(path, "tokenizer"))
+    return load_tokenizer_from(extra_file(path, "tokenizer"), ArtifactError)
+
+
+def _check_sampling(args) -> None:
+    """Refuse sampling settings that have no meaning, before the artifact is loaded."""
+    from spikec.ir import SpikecError
+    import math
+    if args.max_new_tokens < 0:
+        raise SpikecError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise SpikecError(f"--temperature must be a finite number >= 0 (0 = greedy), got {args.temperature}")
+    if args.top_k is not None and args.top_k < 1:
+        raise SpikecError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise SpikecError(f"--top-p must be in (0, 1], got {args.top_p}")
 
 
 def cmd_run(args) -> int:
     """Load a compiled artifact and continue a prompt, streaming the tokens as they come."""
     import spikec
+    _check_sampling(args)
     sess = spikec.load(args.artifact)
     tok = _load_tokenizer(args.artifact)
     ids = tok.encode(args.prompt)
@@ -131,7 +164,12 @@ def cmd_train(args) -> int:
     import spikec
     from spikec.cli import _parse_overrides
     from spikec.runtime.trainer import TrainConfig, Trainer
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+                      warmup_steps=args.warmup, grad_accum=args.grad_accum, precision=args.precision,
+                      ckpt_every=args.ckpt_every, seed=args.seed)
+    cfg.validate()                  # before the model is loaded or compiled
     is_artifact = os.path.exists(os.path.join(args.model, "manifest.json"))
+    model = None
     if is_artifact:
         from spikec.runtime import load_artifact
         art = load_artifact(args.model)
@@ -157,13 +195,12 @@ def cmd_train(args) -> int:
     if not any(p.requires_grad for p in getattr(module, "parameters", lambda: [])()):
         from spikec.ir import SpikecError
         raise SpikecError(f"target {args.target!r} has no trainable module; train with --target torch")
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
-                      warmup_steps=args.warmup, grad_accum=args.grad_accum, precision=args.precision,
-                      ckpt_every=args.ckpt_every, seed=args.seed)
     if args.dist:
         import torch.distributed as dist
         dist.init_process_group("gloo")
-    losses = Trainer(module, torch.tensor(data), cfg, ckpt_dir=args.ckpt_dir, progress=not args.quiet).fit()
+    vocab = art.meta.get("vocab_size") or getattr(getattr(model, "config", None), "vocab_size", None)
+    losses = Trainer(module, torch.tensor(data), cfg, ckpt_dir=args.ckpt_dir, progress=not args.quiet,
+                     vocab_size=vocab).fit()
     if not args.quiet:
         print(f"trained {len(losses)} steps: loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     return 0

@@ -32,10 +32,15 @@ def _zoo(name: str, preset: str, seq_len: int, batch: int, dynamic, meta: bool, 
         raise FrontendError(f"the model zoo is not available: {e}") from e
     if name not in models.names():
         raise FrontendError(f"unknown zoo model {name!r}; known: {', '.join(models.names())}")
-    with torch.device("meta") if meta else _nullctx():
-        model = models.create(name, preset, **overrides)
+    try:
+        with torch.device("meta") if meta else _nullctx():
+            model = models.create(name, preset, **overrides)
+    except KeyError as e:           # unknown preset: the zoo's lookup error
+        raise FrontendError(str(e.args[0]) if e.args else f"unknown preset {preset!r} for {name}") from None
+    except models.ConfigError as e:
+        raise FrontendError(f"bad config for {name}:{preset}: {e}") from None
     model.eval()
-    vocab = models.config(name, preset, **overrides).vocab_size
+    vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, vocab, (batch, seq_len), generator=g)
     if meta:
@@ -64,7 +69,10 @@ def _factory(path: str, fn: str, seq_len: int, batch: int, dynamic) -> Loaded:
         raise FrontendError(f"importing {path} failed: {type(e).__name__}: {e}") from e
     if not hasattr(mod, fn):
         raise FrontendError(f"{path} has no function {fn!r}")
-    made = getattr(mod, fn)()
+    try:
+        made = getattr(mod, fn)()
+    except Exception as e:
+        raise FrontendError(f"{path}:{fn}() raised {type(e).__name__}: {e}") from e
     model, inputs = made if isinstance(made, tuple) else (made, None)
     if inputs is None:
         raise FrontendError(f"{path}:{fn} returned only a module; return (module, example_inputs) so it can be traced")

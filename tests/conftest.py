@@ -14,6 +14,9 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))   # `import modules` (the test modules)
+# the bad-input corpus's count line: xdist's controller loads only this conftest, so its hooks live here
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "bad_inputs"))
+from corpus_summary import pytest_runtest_logreport, pytest_terminal_summary  # noqa: E402,F401
 torch.set_num_threads(1)                          # pytest -n 2 on 2 cores
 os.environ.setdefault("SPIKEC_VERIFY_EACH", "1")   # the pass manager verifies around every pass
 warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
