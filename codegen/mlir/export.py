@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from torch.utils._sympy.numbers import int_oo
 
 from spikec.codegen.errors import LoweringError
 from spikec.ir import Graph
@@ -9,6 +10,7 @@ from spikec.ir import Graph
 from .custom_ops import decomposition_table
 from .program import IRProgram, dynamic_shapes, example_inputs, example_length
 from .toolchain import BACKEND_PIPELINES, context, parse, run_pipeline
+from .views import spell_out_inferred_sizes, strict_views
 
 OUTPUT_TYPES = ("linalg-on-tensors", "tosa", "stablehlo")
 
@@ -34,7 +36,10 @@ def export_program(graph: Graph, options: dict, dynamic: bool, length: int = 16)
     shapes = dynamic_shapes(graph, lengths) if dynamic and lengths else None
     try:
         with torch.no_grad():
-            return torch.export.export(prog, args, dynamic_shapes=shapes, strict=False)
+            ep = torch.export.export(prog, args, dynamic_shapes=shapes, strict=False)
+        if shapes:
+            check_still_symbolic(graph, ep)
+        return ep
     except LoweringError:
         raise
     except Exception as e:
@@ -42,6 +47,33 @@ def export_program(graph: Graph, options: dict, dynamic: bool, length: int = 16)
         raise LoweringError(f"mlir: torch.export of the IR program {kind} failed: {type(e).__name__}: "
                             f"{str(e).splitlines()[0][:400]}",
                             hint="lower with dynamic=False to fix the symbolic dims to one length") from e
+
+
+def check_still_symbolic(graph: Graph, ep) -> None:
+    """Every symbolic dim of the graph's inputs is still symbolic in the exported program, over
+    at least the graph's range. With Dim.DYNAMIC, torch.export raises when code fixes a dim to a
+    constant, but narrows its range (a guard T <= 20) without a word, and the compiled code
+    would then be wrong outside it."""
+    user = set(ep.graph_signature.user_inputs)
+    placeholders = [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in user]
+    for v, p in zip(graph.inputs, placeholders):
+        for axis, (d, got) in enumerate(zip(v.type.shape, p.meta["val"].shape)):
+            if isinstance(d, int):
+                continue
+            lo, hi = graph.symbols.get(str(d), (2, None))
+            if not isinstance(got, torch.SymInt) or not got.node.expr.free_symbols:
+                raise LoweringError(f"mlir: torch.export fixed dim {axis} ({d}) of input %{v.name} to {int(got)}",
+                                    hint="an op in the graph specialises this size; lower with dynamic=False "
+                                         "to compile for one length")
+            vr = ep.range_constraints.get(got.node.expr)
+            unbounded = vr is not None and vr.upper == int_oo
+            # torch assumes backed sizes are >= 2 (0/1 specialisation) whatever the range says
+            if vr is not None and (int(vr.lower) > max(lo, 2) or (hi is not None and vr.upper < hi)
+                                   or (hi is None and not unbounded)):
+                raise LoweringError(f"mlir: torch.export narrowed dim {axis} ({d}) of input %{v.name} from "
+                                    f"[{lo}, {hi if hi is not None else 'inf'}] to [{vr.lower}, {vr.upper}]",
+                                    hint="an op in the graph guards on this size; lower with dynamic=False "
+                                         "to compile for one length")
 
 
 def import_torch_backend(ep):
@@ -59,7 +91,9 @@ def import_torch_backend(ep):
                                  "dynamic=False")
     importer = FxImporter(context=context())
     importer.import_frozen_program(ep, func_name="main")
+    strict_views(importer.module)
     run_pipeline(importer.module, BACKEND_PIPELINES["torch"], "torch-mlir import to the torch backend")
+    spell_out_inferred_sizes(importer.module)
     return importer.module
 
 

@@ -88,12 +88,17 @@ def example_inputs(graph: Graph, lengths: dict[str, int]) -> list[torch.Tensor]:
 
 
 def dynamic_shapes(graph: Graph, lengths: dict[str, int]):
-    """torch.export's dynamic_shapes for `forward(*inputs)`: one Dim per graph symbol."""
-    dims = {}
-    for name in lengths:
-        lo, hi = graph.symbols.get(name, (2, None))
-        dims[name] = torch.export.Dim(name, min=max(lo, 0), max=hi if hi is not None else torch.utils._sympy.numbers.int_oo)
+    """torch.export's dynamic_shapes for `forward(*inputs)`: Dim.DYNAMIC with the graph's range for
+    every symbolic input dim. A named Dim would make export reject any guard its solver cannot
+    prove from the range alone, e.g. min(32(P+1), 64(P+1)) == 32(P+1) from a reshape of an
+    expanded KV cache, true for every P >= 0; DYNAMIC records such guards instead. What DYNAMIC
+    allows silently, a narrowed range, `export.check_still_symbolic` turns into an error."""
     specs = []
     for v in graph.inputs:
-        specs.append({i: dims[d.name] for i, d in enumerate(v.type.shape) if isinstance(d, sympy.Symbol)} or None)
+        spec = {}
+        for i, d in enumerate(v.type.shape):
+            if isinstance(d, sympy.Symbol):
+                lo, hi = graph.symbols.get(d.name, (2, None))
+                spec[i] = torch.export.Dim.DYNAMIC(min=max(lo, 0), max=hi)
+        specs.append(spec or None)
     return (tuple(specs),)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from spikec.codegen.errors import LoweringError
 from spikec.codegen.rules import RuleTable
 from spikec.ir.ops_aten import CORE_OPS
 
@@ -51,6 +52,28 @@ def _attention(prog, node, args):
 def _sliding_window_attention(prog, node, args):
     return torch.ops.spikec.mlir_sliding_window_attention(args["q"], args["k"], args["v"], int(node.args["window"]),
                                                           float(node.arg("scale")))
+
+
+@RULES.rule("lif")
+def _lif(prog, node, args):
+    # Unrolled over a static T: torch-mlir imports no loop that works here (while_loop with
+    # captured values fails to import or miscompiles, scan is unimplemented; toolchain.md).
+    T = node.args["x"].type.shape[1]
+    if not isinstance(T, int):
+        raise LoweringError(f"mlir: lif over a symbolic length {T} needs a loop, which torch-mlir cannot "
+                            f"import{node.where()}", hint="lower with dynamic=False (one static length), "
+                            "or use the torch, cpu or onnx target")
+    x, tau = args["x"], float(node.arg("tau"))
+    vth, vr = float(node.arg("v_threshold")), float(node.arg("v_reset"))
+    v = args.get("v0")
+    v = torch.full_like(x.select(1, 0), vr) if v is None else v.to(x.dtype)
+    spikes = []
+    for t in range(T):
+        h = v + (x.select(1, t) - (v - vr)) / tau
+        s = (h - vth >= 0).to(x.dtype)
+        v = h * (1 - s) + vr * s
+        spikes.append(s)
+    return torch.stack(spikes, 1), v
 
 
 from . import rules_rewrites  # noqa: E402,F401  (index, index_put, fmod/remainder, select, gelu)

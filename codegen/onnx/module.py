@@ -33,6 +33,9 @@ class OnnxModule(CompiledModule):
                 opts.intra_op_num_threads = int(self.intra_op_threads)
             opts.inter_op_num_threads = 1
             opts.log_severity_level = 3          # errors only
+            # idle workers sleep instead of spinning: onnxruntime's spin-wait after each run
+            # takes the cores from whatever runs next in the process (torch, TVM)
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(self.model.SerializeToString(), opts, providers=self.providers)
         return self._session
 

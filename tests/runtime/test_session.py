@@ -10,7 +10,7 @@ from spikec.runtime import RuntimeInputError
 
 from lm_cache import ZOO, compiled, model
 
-TARGETS = ("torch", "cpu", "onnx")
+TARGETS = ("torch", "cpu", "onnx", "mlir")
 
 
 @pytest.mark.parametrize("target", TARGETS)
