@@ -15,7 +15,12 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Callable
 
-import torch
+# Idle TVM workers sleep instead of spinning (read when TVM's pool starts, so this works even
+# though the scripts import torch first); `spikec bench` also sets OMP_WAIT_POLICY=PASSIVE
+# for torch's OpenMP, which must be set before torch loads.
+os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", "0")
+
+import torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -142,6 +142,7 @@ def _onnxruntime(T):
     so = ort.SessionOptions()
     so.intra_op_num_threads = torch.get_num_threads()
     so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")    # like OMP_WAIT_POLICY=PASSIVE
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
 

@@ -122,7 +122,14 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(RESULTS, "moe.json"))
+    ap.add_argument("--quick", action="store_true", help="`make bench` sizes: 1 warm-up, 3 repeats")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes that only check the script runs")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.warmup, args.repeats = 1, 3
+    if args.smoke:
+        args.configs, args.hidden, args.ffn, args.warmup, args.repeats = "4x1@32", 64, 64, 0, 1
+        args.out = args.out.replace(".json", ".smoke.json")
     torch.set_num_threads(args.threads)
     results = []
     for spec in args.configs.split(","):

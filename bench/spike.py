@@ -118,7 +118,14 @@ def main(argv=None) -> int:
     ap.add_argument("--qat-lr", type=float, default=1e-3)
     ap.add_argument("--out", default=os.path.join(RESULTS, "spike.json"))
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="`make bench` sizes: 150 + 100 QAT steps, 4 eval batches")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes that only check the script runs")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.steps, args.qat_steps, args.eval_batches = 150, 100, 4
+    if args.smoke:
+        args.steps, args.qat_steps, args.eval_batches, args.ks = 3, 2, 1, "3"
+        args.out = args.out.replace(".json", ".smoke.json")
 
     t_start = time.perf_counter()
     corpus = zoo.build_corpus()

@@ -224,10 +224,16 @@ def _bench_dir() -> str:
 def cmd_bench(args) -> int:
     """Run benchmark scripts from bench/ (each prints a table and writes JSON + PNG under
     bench/results/). NAME is one of the scripts or `all`."""
-    import runpy
+    import subprocess
     d = _bench_dir()
     names = [n for n in BENCHES if os.path.exists(os.path.join(d, f"{n}.py"))] if args.name == "all" else [args.name]
     flags = ["--quick"] if args.quick else ["--smoke"] if args.smoke else []
+    # One process per benchmark: no thread pool (TVM, onnxruntime, OpenMP) left over from one
+    # benchmark competes with the next; idle workers sleep instead of spinning (on 2 shared
+    # cores a spinning pool made torch rows up to 10x slower). Both settings are overridable.
+    env = {**os.environ}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env.setdefault("TVM_THREAD_POOL_SPIN_COUNT", "0")
     failed = []
     for n in names:
         path = os.path.join(d, f"{n}.py")
@@ -236,18 +242,10 @@ def cmd_bench(args) -> int:
             raise SpikecError(f"no benchmark {n!r}; available: {', '.join(BENCHES)} or all")
         print(f"== bench {n} {' '.join(flags)}", flush=True)
         t0 = time.perf_counter()
-        argv = sys.argv
-        try:
-            sys.argv = [path, *flags, *args.extra]
-            runpy.run_path(path, run_name="__main__")
-        except SystemExit as e:
-            if e.code not in (0, None):
-                failed.append(n)
-        except Exception as e:       # one broken benchmark must not hide the others
-            print(f"bench {n} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        rc = subprocess.call([sys.executable, path, *flags, *args.extra], env=env)
+        if rc != 0:                  # one broken benchmark must not hide the others
+            print(f"bench {n} failed (exit code {rc})", file=sys.stderr)
             failed.append(n)
-        finally:
-            sys.argv = argv
         print(f"== bench {n}: {time.perf_counter() - t0:.1f}s", flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

@@ -22,3 +22,13 @@ def test_bench_script_smoke(name, tmp_path):
     assert data["benchmark"] == name and data["mode"] == "smoke" and data["rows"]
     assert data["machine"]["libraries"]["torch"].startswith("2.13")
     assert (tmp_path / f"{name}.smoke.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name,key", [("spike", "rows"), ("moe", "results")])
+def test_own_format_bench_script_smoke(name, key, tmp_path):
+    # spike.py and moe.py keep their own JSON layout and take --out
+    out = tmp_path / f"{name}.json"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", f"{name}.py"), "--smoke", "--out", str(out)],
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert json.load(open(tmp_path / f"{name}.smoke.json"))[key]

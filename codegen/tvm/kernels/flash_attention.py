@@ -78,19 +78,23 @@ def make(H: int, Hkv: int, D: int, Dv: int, scale: float, causal: bool, window: 
                         j0 = lo + kb * KB
                         for d, j in T.grid(D, KB):
                             Kt[d, j] = k[b, hk, T.min(j0 + j, Lk - 1), d]
+                        # scores for the whole tile: rows innermost-but-one, so consecutive
+                        # FMAs update different rows (no loop-carried dependency on one row)
                         for r in T.serial(QB):
                             for j in T.vectorized(KB):
                                 Sc[r, j] = T.float32(0)
-                            for d in T.serial(D):
+                        for d in T.serial(D):
+                            for r in T.serial(QB):
                                 for j in T.vectorized(KB):
                                     Sc[r, j] = Sc[r, j] + Qs[r, d] * Kt[d, j]
+                        for r in T.serial(QB):
                             for j in T.vectorized(KB):
                                 Sc[r, j] = T.Select(
                                     (j0 + j < hi)
                                     and ((not causal) or (j0 + j <= r0 + r + off))
                                     and ((not windowed) or (j0 + j > r0 + r + off - win)),
                                     Sc[r, j], T.float32(NEG))
-                            # online softmax: new max, rescale, accumulate p·V
+                            # online softmax: new max, rescale; Sc becomes the tile's p (0 if masked)
                             tmp[0] = m[r]
                             for j in T.serial(KB):
                                 tmp[0] = T.max(tmp[0], Sc[r, j])
@@ -106,10 +110,15 @@ def make(H: int, Hkv: int, D: int, Dv: int, scale: float, causal: bool, window: 
                                 m[r] = tmp[0]
                                 for d in T.vectorized(Dv):
                                     acc[r, d] = acc[r, d] * tmp[1]
-                                for j in T.serial(KB):
-                                    if j0 + j < hi:
-                                        for d in T.vectorized(Dv):
-                                            acc[r, d] = acc[r, d] + Sc[r, j] * v[b, hk, j0 + j, d]
+                            else:
+                                for j in T.vectorized(KB):
+                                    Sc[r, j] = T.float32(0)
+                        # p·V, keys outer and rows inner: independent accumulators back to back
+                        for j in T.serial(KB):
+                            if j0 + j < hi:
+                                for r in T.serial(QB):
+                                    for d in T.vectorized(Dv):
+                                        acc[r, d] = acc[r, d] + Sc[r, j] * v[b, hk, j0 + j, d]
                     for r in T.serial(QB):
                         if r0 + r < Lq:
                             for d in T.vectorized(Dv):
