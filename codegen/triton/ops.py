@@ -45,6 +45,15 @@ def _widen_in_interpreter(fn):
     return wrapper
 
 
+def _share_heads(*tensors):
+    """The kernels index k, v and the gate with one head group; operands with fewer heads
+    than the widest (SpikingBrain: keys and gate shared, values per head) are repeated up to it."""
+    heads = [t.shape[1] for t in tensors if t is not None]
+    widest = max(heads)
+    return tuple(t if t is None or t.shape[1] == widest else t.repeat_interleave(widest // t.shape[1], 1)
+                 for t in tensors)
+
+
 def _needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
@@ -57,6 +66,9 @@ def linear_attention(q, k, v, gate=None, initial_state=None, *, gate_kind: str =
         from spikec.codegen.torch.kernels.linear_attention import linear_attention as torch_kernel
         return torch_kernel(q, k, v, gate, initial_state, gate_kind=gate_kind, scale=scale,
                             output_final_state=output_final_state)
+    gated = gate_kind in ("scalar", "channel")
+    k, v, shared_gate = _share_heads(k, v, gate if gated else None)
+    gate = shared_gate if gated else gate
     if q.shape[2] <= DECODE_MAX_T and not _needs_grad(q, k, v, gate, initial_state):
         B, H, _, K = q.shape
         state = (initial_state.float().clone() if initial_state is not None
@@ -76,6 +88,7 @@ def attention(q, k, v, scale: float = 1.0, causal: bool = True):
     if max(q.shape[-1], v.shape[-1]) > MAX_HEAD_DIM:
         from spikec.codegen.torch.kernels.attention import attention as torch_kernel
         return torch_kernel(q, k, v, scale, causal)
+    k, v = _share_heads(k, v)
     return attn.attention(q, k, v, scale, causal)
 
 
@@ -84,6 +97,7 @@ def sliding_window_attention(q, k, v, window: int, scale: float = 1.0):
     if max(q.shape[-1], v.shape[-1]) > MAX_HEAD_DIM:
         from spikec.codegen.torch.kernels.sliding_window_attention import sliding_window_attention as torch_kernel
         return torch_kernel(q, k, v, window, scale)
+    k, v = _share_heads(k, v)
     return attn.sliding_window_attention(q, k, v, window, scale)
 
 

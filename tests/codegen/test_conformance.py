@@ -1,8 +1,10 @@
 """Conformance: every registered target against the reference interpreter.
 
 One suite, parametrised over `spikec.codegen.target_names()`:
-- every zoo model (tiny; spikingbrain in its chunk and naive forms), traced, both
-  unfused and after `default,fuse-linear-attention,fuse-attention`;
+- every zoo model (tiny; spikingbrain in its chunk and naive forms), traced: unfused,
+  after `default,fuse-linear-attention,fuse-attention`, and then spike-coded
+  (`insert-spike-coding{coding=ternary,k=3}`; lowered natively where the target has
+  the spike ops, else after `decompose-spike-coding`);
 - hypothesis-generated small graphs (tests/ir/test_random_graphs.py's strategy,
   extended with constants, symbolic reshapes and the fused ops);
 - a target that cannot lower an op raises LoweringError naming the op and the target.
@@ -78,12 +80,14 @@ def compile_or_skip_run(graph, target: str):
 
 
 # -- zoo models ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("form", ["unfused", "fused"])
+@pytest.mark.parametrize("form", zoo_graphs.FORMS)
 @pytest.mark.parametrize("model", sorted(zoo_graphs.RECIPES))
 @pytest.mark.parametrize("target", TARGETS)
 def test_zoo_model(target, model, form):
     traced = zoo_graphs.traced(model)
     graph = traced.graphs[form]
+    if form == "spiked" and "spike_encode" not in get_target(target).rules:
+        graph = spikec.passes.run(graph, "decompose-spike-coding")     # spike ops as core ops
     art = compile_or_skip_run(graph, target)
     for T in traced.recipe.run_lengths:
         inputs = traced.inputs(T)
@@ -96,6 +100,10 @@ def test_fused_forms_have_fused_ops():
     for name in zoo_graphs.RECIPES:
         seen |= set(zoo_graphs.graph(name, "fused").op_counts())
     assert {"linear_attention", "sliding_window_attention", "attention"} <= seen
+    # every spiked form really is spike-coded, except SpikeGPT: its activations are already
+    # spikes (LIF neurons), and the pass's default targets are the Qwen-style projections
+    for name in set(zoo_graphs.RECIPES) - {"spikegpt"}:
+        assert zoo_graphs.graph(name, "spiked").op_counts().get("spike_encode", 0) > 0, name
 
 
 # -- random graphs ------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from spikec import ir, passes
 from spikec.frontend import from_torch
 
 FUSE = "default,fuse-linear-attention,fuse-attention"
+SPIKE = "insert-spike-coding{coding=ternary,k=3}"        # on the fused graph
+FORMS = ("unfused", "fused", "spiked")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE_DIR = os.environ.get("SPIKEC_TEST_GRAPH_CACHE",
                            os.path.join(tempfile.gettempdir(), f"spikec-test-graphs-{getpass.getuser()}"))
@@ -77,7 +79,8 @@ def _sources_hash() -> str:
 def _trace(r: Recipe, model) -> dict:
     example = (torch.randint(0, 200, (r.batch, r.length), generator=torch.Generator().manual_seed(1)),)
     g = from_torch(model, example, dynamic={"T": (2, 4096)} if r.dynamic else None)
-    return {"unfused": g, "fused": passes.run(g, FUSE)}
+    fused = passes.run(g, FUSE)
+    return {"unfused": g, "fused": fused, "spiked": passes.run(fused, SPIKE)}
 
 
 @functools.cache
@@ -85,7 +88,7 @@ def traced(name: str) -> Traced:
     r = RECIPES[name]
     torch.manual_seed(0)
     model = zoo.create(r.model, "tiny", **dict(r.overrides)).eval()
-    key = hashlib.sha256(f"{_sources_hash()} {r}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{_sources_hash()} {r} {FORMS} {SPIKE}".encode()).hexdigest()[:16]
     path = os.path.join(CACHE_DIR, f"{name}-{key}.pt")
     os.makedirs(CACHE_DIR, exist_ok=True)
     with FileLock(path + ".lock"):
