@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from filelock import FileLock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOLDERS = ["ir", "frontend", "passes", "codegen", "runtime", "models"]
@@ -14,9 +15,12 @@ FOLDERS = ["ir", "frontend", "passes", "codegen", "runtime", "models"]
 def installed(tmp_path_factory):
     target = tmp_path_factory.mktemp("site")
     build = tmp_path_factory.mktemp("build")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), ROOT],
-                   check=True, cwd=build, env={**os.environ, "PIP_NO_CACHE_DIR": "1"})
+    # setuptools builds in ROOT/build: two xdist workers building at once collide there
+    # ("File exists: build/bdist.../spikec-0.1.0.dist-info"), so builds take turns
+    with FileLock(os.path.join(ROOT, "build.lock")):
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                        "--target", str(target), ROOT],
+                       check=True, cwd=build, env={**os.environ, "PIP_NO_CACHE_DIR": "1"})
     return target
 
 
