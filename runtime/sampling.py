@@ -34,8 +34,8 @@ def filter_top_k_top_p(logits: torch.Tensor, top_k: int | None, top_p: float | N
 
 def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
            generator: torch.Generator | None = None) -> torch.Tensor:
-    """logits [B, V] -> ids [B]. temperature 0 is greedy."""
-    check_sampling(temperature, top_k, top_p)
+    """logits [B, V] -> ids [B]. temperature 0 is greedy. Settings are checked once per
+    generate call (check_sampling), not here on every token."""
     if temperature is None or temperature <= 0:
         return logits.argmax(-1)
     logits = filter_top_k_top_p(logits.float() / temperature, top_k, top_p)
